@@ -1,0 +1,52 @@
+# Shipyard: `make help` lists the targets. Each target runs one short command; scripts do the work.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+SHIPYARD := $(VENV)/bin/shipyard
+PYTEST := $(VENV)/bin/pytest
+CLUSTER ?=
+
+.PHONY: help install up down status logs test test-unit test-integration test-e2e lint format lock clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install what is missing: Debian programs, the locked Python environments
+	@scripts/install.sh
+
+up: install ## Start the platform (embedded by default; CLUSTER=kind|gke for a cluster) and run the main job
+	@scripts/up.sh "$(CLUSTER)"
+
+down: ## Stop everything `make up` started
+	@$(SHIPYARD) down
+
+status: ## Show each component's health, pid, restarts and endpoint
+	@$(SHIPYARD) status
+
+logs: ## Print the last lines of every component's log
+	@$(SHIPYARD) logs
+
+test: install ## Run every test that runs on this machine (unit, integration, e2e)
+	@$(PYTEST) tests
+
+test-unit: install ## Run the unit tests only (fast, no processes)
+	@$(PYTEST) tests/unit
+
+test-integration: install ## Run the integration tests (real servers on loopback ports)
+	@$(PYTEST) tests/integration
+
+test-e2e: install ## Run the end-to-end tests (the whole platform through the CLI)
+	@$(PYTEST) tests/e2e
+
+lint: install ## Check style and common mistakes (ruff)
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: install ## Reformat the code (ruff)
+	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+lock: install ## Re-resolve requirements.lock and requirements-triton-stub.lock after a bound changed
+	@scripts/lock.sh
+
+clean: ## Remove caches made by tests and tools (keeps .venv and the state dir)
+	@rm -rf .pytest_cache .ruff_cache build *.egg-info platform/*.egg-info

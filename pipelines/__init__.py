@@ -1,0 +1,1 @@
+"""KFP v2 components and pipelines (training, evaluation, gating, registration, export)."""

@@ -1,0 +1,1 @@
+"""Observability: metric names, Prometheus configuration and rules, dashboards as code."""

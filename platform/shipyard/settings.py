@@ -1,0 +1,197 @@
+"""The one settings object: every Shipyard knob, typed, validated and documented here.
+
+Values come from, highest priority first: keyword arguments, ``SHIPYARD_*`` environment
+variables (nested fields use ``__``: ``SHIPYARD_PORTS__GATEWAY=8081``), the TOML file named by
+``SHIPYARD_CONFIG`` (or ``./shipyard.toml`` when it exists), then the defaults below.
+
+``shipyard config`` prints the resolved values and where each name is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from shipyard.errors import ConfigError
+
+ENV_PREFIX = "SHIPYARD_"
+CONFIG_FILE_ENV = "SHIPYARD_CONFIG"
+DEFAULT_CONFIG_FILE = Path("shipyard.toml")
+
+Port = int
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "shipyard"
+
+
+def _default_tools_dir() -> Path:
+    # Tool builds (Go binaries) are slow to make and identical across checkouts: cache them
+    # outside the repository, where every clone and CI run on this machine finds them.
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "shipyard" / "tools"
+
+
+def _default_triton_stub_env() -> Path:
+    # The stub environment is installed inside the main virtual environment's folder.
+    return Path(sys.prefix) / "triton-stub"
+
+
+class Ports(BaseModel):
+    """Loopback ports of the embedded stack; every one must be distinct."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlflow: Port = Field(5000, ge=1, le=65535, description="MLflow tracking server and UI.")
+    triton_http: Port = Field(8000, ge=1, le=65535, description="Triton HTTP/REST API.")
+    triton_grpc: Port = Field(8001, ge=1, le=65535, description="Triton gRPC API.")
+    triton_metrics: Port = Field(8002, ge=1, le=65535, description="Triton Prometheus metrics.")
+    gateway: Port = Field(8080, ge=1, le=65535, description="Serving gateway (FastAPI).")
+    prometheus: Port = Field(9090, ge=1, le=65535, description="Prometheus UI and API.")
+    redis: Port = Field(6379, ge=1, le=65535, description="Redis online store (redis profile).")
+    redis_exporter: Port = Field(
+        9121, ge=1, le=65535, description="Redis metrics exporter (redis profile)."
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        seen: dict[int, str] = {}
+        for name, port in self.model_dump().items():
+            if port in seen:
+                raise ValueError(f"ports.{name} and ports.{seen[port]} are both {port}")
+            seen[port] = name
+        return self
+
+
+class Settings(BaseSettings):
+    """Shipyard's configuration. See the module docstring for where values come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where the embedded stack keeps data, logs and process state.",
+    )
+    profile: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Online feature store: 'sqlite' (embedded) or 'redis'."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of Shipyard's own processes."
+    )
+    ports: Ports = Field(default_factory=Ports, description="Loopback ports (see Ports).")
+    startup_timeout_s: float = Field(
+        180.0, gt=0, le=3600, description="How long `shipyard up` waits for every component."
+    )
+    tools_dir: Path = Field(
+        default_factory=_default_tools_dir,
+        description="Cache of built tool binaries (redis_exporter, helm, tofu …).",
+    )
+    triton_stub_env: Path = Field(
+        default_factory=_default_triton_stub_env,
+        description="Virtual environment (numpy<2, onnxruntime) for Triton's Python-backend stub.",
+    )
+
+    @field_validator("state_dir", "tools_dir", mode="after")
+    @classmethod
+    def _writable_dir(cls, path: Path) -> Path:
+        path = path.expanduser().absolute()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} exists and is not a directory")
+        # Check the nearest existing ancestor so that validation never creates anything.
+        probe = path
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise ValueError(f"{path} cannot be created: {probe} is not a directory")
+        read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        if read_only or not os.access(probe, os.W_OK | os.X_OK):
+            raise ValueError(f"{path} is not writable (checked {probe})")
+        return path
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = config_file_path()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # Derived values: computed, never configured twice.
+
+    def url(self, port_name: str, path: str = "") -> str:
+        """Loopback URL of one of the stack's ports, e.g. ``url("gateway", "/docs")``."""
+        return f"http://127.0.0.1:{getattr(self.ports, port_name)}{path}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``SHIPYARD_*`` variables, so child processes resolve the same values."""
+        env: dict[str, str] = {}
+
+        def flatten(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    flatten(f"{prefix}__{key}".upper() if prefix else key.upper(), inner)
+            else:
+                env[ENV_PREFIX + prefix] = str(value)
+
+        flatten("", self.model_dump(mode="json"))
+        return env
+
+
+def config_file_path() -> Path | None:
+    """The TOML config file in effect, if any."""
+    named = os.environ.get(CONFIG_FILE_ENV)
+    if named:
+        return Path(named)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def env_name(location: tuple[str | int, ...]) -> str:
+    """The environment variable that sets the field at a pydantic error location."""
+    return ENV_PREFIX + "__".join(str(part).upper() for part in location)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings, turning any invalid value into a one-line ConfigError."""
+    config_file = config_file_path()
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} ({CONFIG_FILE_ENV}) does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":  # only a config file can name unknown keys
+            key = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"unknown setting {key!r} in {config_file}: `shipyard config` lists the known ones"
+            ) from None
+        where = env_name(first["loc"]) if first["loc"] else "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        given = first.get("input")
+        shown = f"={given!r}" if isinstance(given, str | int | float) and first["loc"] else ""
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"invalid setting {where}{shown}: {message}{more}") from None
+    except Exception as exc:  # a malformed TOML file, for one
+        raise ConfigError(f"could not read settings from {config_file}: {exc}") from None

@@ -1,0 +1,68 @@
+"""Where everything lives inside the state directory. Derived from the state dir alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Paths inside one state directory; ``ensure()`` creates the folders."""
+
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.run / "supervisor.pid"
+
+    @property
+    def supervisor_lock(self) -> Path:
+        return self.run / "supervisor.lock"
+
+    @property
+    def stack_state(self) -> Path:
+        return self.run / "stack.json"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def triton(self) -> Path:
+        return self.root / "triton"
+
+    @property
+    def triton_models(self) -> Path:
+        return self.triton / "models"
+
+    @property
+    def prometheus(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
+    def redis(self) -> Path:
+        return self.root / "redis"
+
+    def log_file(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+    def ensure(self) -> None:
+        try:
+            for folder in (self.logs, self.run, self.mlflow, self.triton_models, self.prometheus):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the state directory {self.root} ({exc.strerror}): "
+                "choose another with SHIPYARD_STATE_DIR"
+            ) from None

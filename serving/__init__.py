@@ -1,0 +1,1 @@
+"""Online serving: the gateway (FastAPI), its backends and the Triton model repository."""
