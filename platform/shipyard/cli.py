@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from shipyard import __version__
 from shipyard.errors import ConfigError, ShipyardError
@@ -43,8 +43,13 @@ out = Console()
 err = Console(stderr=True)
 
 STATUS_STYLE = {
-    "ready": "green", "starting": "yellow", "unhealthy": "red", "backoff": "red",
-    "failed": "bold red", "stopping": "yellow", "stopped": "dim",
+    "ready": "green",
+    "starting": "yellow",
+    "unhealthy": "red",
+    "backoff": "red",
+    "failed": "bold red",
+    "stopping": "yellow",
+    "stopped": "dim",
 }
 
 
@@ -135,7 +140,9 @@ def logs(
         str | None, typer.Argument(help="Component name (see `shipyard status`); all when omitted.")
     ] = None,
     lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="Lines to show per log.")] = 50,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
 ) -> None:
     """Print the last lines of a component's log (or of every log)."""
     layout = StateLayout(_settings().state_dir)
@@ -207,7 +214,7 @@ def _duration(seconds: float) -> str:
 
 def _short_path(path: str) -> str:
     home = str(Path.home())
-    return "~" + path[len(home):] if path.startswith(home + os.sep) else path
+    return "~" + path[len(home) :] if path.startswith(home + os.sep) else path
 
 
 def _follow(paths: list[Path]) -> None:
@@ -237,7 +244,7 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Console-script entry point: run the CLI and map every failure to one line and an exit code."""
+    """Console-script entry point: run the CLI, mapping every failure to one line and a code."""
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="shipyard", standalone_mode=False)

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         return f"http://127.0.0.1:{getattr(self.ports, port_name)}{path}"
 
     def to_env(self) -> dict[str, str]:
-        """These settings as ``SHIPYARD_*`` variables, so child processes resolve the same values."""
+        """These settings as ``SHIPYARD_*`` variables, so child processes resolve the same."""
         env: dict[str, str] = {}
 
         def flatten(prefix: str, value: Any) -> None:

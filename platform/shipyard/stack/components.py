@@ -58,14 +58,21 @@ def mlflow(settings: Settings, layout: StateLayout) -> ComponentSpec:
     return ComponentSpec(
         name="mlflow",
         argv=_python_module(
-            "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{home / 'mlflow.db'}",
             # Artifacts go through the server (mlflow-artifacts:/), as on the cluster.
-            "--artifacts-destination", str(home / "artifacts"),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-            "--expose-prometheus", str(home / "prometheus-multiproc"),
+            "--artifacts-destination",
+            str(home / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--expose-prometheus",
+            str(home / "prometheus-multiproc"),
         ),
         env={
             # Job execution would start eight more worker processes (~2 GB) that nothing uses.
@@ -92,9 +99,12 @@ def triton_server(settings: Settings, layout: StateLayout) -> ComponentSpec:
             f"--backend-directory={backends}",
             f"--cache-directory={layout.triton / 'caches'}",
             "--model-control-mode=explicit",
-            "--http-address=127.0.0.1", f"--http-port={ports.triton_http}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={ports.triton_grpc}",
-            "--metrics-address=127.0.0.1", f"--metrics-port={ports.triton_metrics}",
+            "--http-address=127.0.0.1",
+            f"--http-port={ports.triton_http}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={ports.triton_grpc}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={ports.triton_metrics}",
             "--allow-metrics=true",
             "--allow-gpu-metrics=false",
             "--pinned-memory-pool-byte-size=0",
@@ -102,7 +112,11 @@ def triton_server(settings: Settings, layout: StateLayout) -> ComponentSpec:
         ],
         env=triton.server_env(install, settings.triton_stub_env),
         probe=HttpProbe(ports.triton_http, "/v2/health/ready"),
-        ports={"http": ports.triton_http, "grpc": ports.triton_grpc, "metrics": ports.triton_metrics},
+        ports={
+            "http": ports.triton_http,
+            "grpc": ports.triton_grpc,
+            "metrics": ports.triton_metrics,
+        },
         urls={"http": settings.url("triton_http"), "grpc": f"127.0.0.1:{ports.triton_grpc}"},
         scrape=[ScrapeTarget("triton", ports.triton_metrics)],
         prepare=lambda: triton.prepare_backend_dir(install, backends) and None,
@@ -114,12 +128,18 @@ def gateway(settings: Settings, layout: StateLayout) -> ComponentSpec:
     return ComponentSpec(
         name="gateway",
         argv=_python_module(
-            "uvicorn", "serving.app:create_app", "--factory",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--log-level", settings.log_level,
+            "uvicorn",
+            "serving.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            settings.log_level,
             "--no-access-log",
-            "--timeout-graceful-shutdown", "10",
+            "--timeout-graceful-shutdown",
+            "10",
         ),
         probe=HttpProbe(port, "/readyz"),
         ports={"http": port},
@@ -135,13 +155,19 @@ def redis(settings: Settings, layout: StateLayout) -> ComponentSpec:
         name="redis",
         argv=[
             program,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(layout.redis),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(layout.redis),
             # The online store is rebuilt by materialization; AOF keeps pushes across restarts.
-            "--appendonly", "yes",
-            "--save", "",
-            "--protected-mode", "yes",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
         ],
         probe=RedisProbe(port),
         ports={"redis": port},
@@ -166,7 +192,9 @@ def redis_exporter(settings: Settings, layout: StateLayout) -> ComponentSpec:
     )
 
 
-def prometheus(settings: Settings, layout: StateLayout, scraped: list[ComponentSpec]) -> ComponentSpec:
+def prometheus(
+    settings: Settings, layout: StateLayout, scraped: list[ComponentSpec]
+) -> ComponentSpec:
     program = _require_program("prometheus", "prometheus")
     port = settings.ports.prometheus
     config_file = layout.prometheus / "prometheus.yml"
@@ -205,4 +233,3 @@ def build_components(settings: Settings) -> list[ComponentSpec]:
     specs += [mlflow(settings, layout), triton_server(settings, layout), gateway(settings, layout)]
     specs.append(prometheus(settings, layout, specs))
     return specs
-

@@ -5,6 +5,7 @@ No terminal output here: callers pass a progress callback and render the returne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -65,7 +66,8 @@ def up(settings: Settings, progress: Progress | None = None) -> UpResult:
     if current is not None:
         if current.settings_env != settings.to_env():
             changed = sorted(
-                key for key in settings.to_env().keys() | current.settings_env.keys()
+                key
+                for key in settings.to_env().keys() | current.settings_env.keys()
                 if settings.to_env().get(key) != current.settings_env.get(key)
             )
             raise ShipyardError(
@@ -160,13 +162,21 @@ def _spawn_supervisor(settings: Settings, layout: StateLayout) -> subprocess.Pop
     with open(layout.log_file("supervisor"), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "shipyard.stack.supervisor"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True, close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
         )
 
 
-def _wait_ready(settings: Settings, layout: StateLayout, supervisor: subprocess.Popen[bytes],
-                progress: Progress | None) -> StackState:
+def _wait_ready(
+    settings: Settings,
+    layout: StateLayout,
+    supervisor: subprocess.Popen[bytes],
+    progress: Progress | None,
+) -> StackState:
     # The supervisor enforces the per-component timeout; this margin covers its own start.
     deadline = time.monotonic() + settings.startup_timeout_s + 30
     supervisor_log = layout.log_file("supervisor")
@@ -204,10 +214,8 @@ def _sweep(layout: StateLayout) -> list[int]:
     """SIGKILL any process still carrying this stack's marker; returns their pids."""
     leftovers = stack_processes(layout.root)
     for pid in leftovers:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     while stack_processes(layout.root) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""The state file the supervisor writes and the CLI reads: one JSON document, replaced atomically."""
+"""The file the supervisor writes and the CLI reads: one JSON document, replaced atomically."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-ComponentStatus = Literal["starting", "ready", "unhealthy", "backoff", "failed", "stopping", "stopped"]
+ComponentStatus = Literal[
+    "starting", "ready", "unhealthy", "backoff", "failed", "stopping", "stopped"
+]
 
 
 @dataclass

@@ -16,6 +16,7 @@ Policy, per component:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import logging
@@ -76,21 +77,33 @@ class Supervised:
 
 
 class Supervisor:
-    def __init__(self, specs: list[ComponentSpec], layout: StateLayout, settings_env: dict[str, str],
-                 startup_timeout_s: float) -> None:
+    def __init__(
+        self,
+        specs: list[ComponentSpec],
+        layout: StateLayout,
+        settings_env: dict[str, str],
+        startup_timeout_s: float,
+    ) -> None:
         self.layout = layout
         self.startup_timeout_s = startup_timeout_s
         self.stop_requested = False
         now = time.time()
         self.components = [
-            Supervised(spec, ComponentState(
-                name=spec.name, ports=spec.ports, urls=spec.urls,
-                log=str(layout.log_file(spec.name)),
-            ))
+            Supervised(
+                spec,
+                ComponentState(
+                    name=spec.name,
+                    ports=spec.ports,
+                    urls=spec.urls,
+                    log=str(layout.log_file(spec.name)),
+                ),
+            )
             for spec in specs
         ]
         self.state = StackState(
-            supervisor_pid=os.getpid(), started_at=now, heartbeat_at=now,
+            supervisor_pid=os.getpid(),
+            started_at=now,
+            heartbeat_at=now,
             settings_env=settings_env,
             components={c.spec.name: c.state for c in self.components},
         )
@@ -103,14 +116,18 @@ class Supervisor:
             signal.signal(signum, self._request_stop)
         try:
             while not self.stop_requested:
-                now = time.time()
-                for component in self.components:
-                    self._tick(component, now)
-                if self._dirty or now - self.state.heartbeat_at > HEARTBEAT_S:
-                    self._publish()
+                self.step()
                 time.sleep(0.1)
         finally:
             self.stop_all()
+
+    def step(self) -> None:
+        """One pass of supervision: start, reap, probe each component; publish any change."""
+        now = time.time()
+        for component in self.components:
+            self._tick(component, now)
+        if self._dirty or now - self.state.heartbeat_at > HEARTBEAT_S:
+            self._publish()
 
     def _request_stop(self, signum: int, _frame: object) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
@@ -139,7 +156,9 @@ class Supervisor:
         if now < c.next_probe_at:
             return
         ready = c.spec.probe()
-        c.next_probe_at = now + (LIVENESS_PROBE_INTERVAL_S if status == "ready" else PROBE_INTERVAL_S)
+        c.next_probe_at = now + (
+            LIVENESS_PROBE_INTERVAL_S if status == "ready" else PROBE_INTERVAL_S
+        )
         if status == "starting":
             if ready:
                 self._set(c, status="ready", ready_at=now, message="")
@@ -177,7 +196,9 @@ class Supervisor:
                 out.write(f"\n=== shipyard: starting {spec.name} at {stamp} ===\n".encode())
                 c.proc = subprocess.Popen(
                     spec.argv,
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                     env={**os.environ, **spec.env},
                     start_new_session=True,  # own process group: stop takes its children too
                     preexec_fn=_die_with_supervisor,
@@ -215,8 +236,12 @@ class Supervisor:
             return
         delay = backoff_delay(c.failed_starts)
         c.next_start_at = now + delay
-        self._set(c, status="backoff", restarts=c.state.restarts + 1,
-                  message=f"{why}; restarting in {delay:.0f}s")
+        self._set(
+            c,
+            status="backoff",
+            restarts=c.state.restarts + 1,
+            message=f"{why}; restarting in {delay:.0f}s",
+        )
 
     def _stop(self, c: Supervised, why: str) -> None:
         proc = c.proc
@@ -244,10 +269,8 @@ class Supervisor:
         pgid = c.proc.pid if c.proc is not None else c.state.pid
         if not pgid:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signum)
-        except ProcessLookupError:
-            pass
 
     def _set(self, c: Supervised, **changes: object) -> None:
         for key, value in changes.items():
@@ -277,8 +300,9 @@ def main() -> int:
         return 1
     layout.supervisor_pid.write_text(f"{os.getpid()}\n")
     try:
-        supervisor = Supervisor(build_components(settings), layout, settings.to_env(),
-                                settings.startup_timeout_s)
+        supervisor = Supervisor(
+            build_components(settings), layout, settings.to_env(), settings.startup_timeout_s
+        )
         log.info("supervising %s", ", ".join(c.spec.name for c in supervisor.components))
         supervisor.run()
     finally:

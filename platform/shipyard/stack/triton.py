@@ -33,7 +33,9 @@ class TritonInstall:
         # find_spec does not import pytriton, whose own imports need numpy<2.
         spec = importlib.util.find_spec("pytriton")
         if spec is None or not spec.submodule_search_locations:
-            raise MissingDependencyError(f"Triton server (nvidia-pytriton) is missing: {INSTALL_HINT}")
+            raise MissingDependencyError(
+                f"Triton server (nvidia-pytriton) is missing: {INSTALL_HINT}"
+            )
         install = cls(Path(next(iter(spec.submodule_search_locations))))
         if not install.server_binary.is_file():
             raise MissingDependencyError(f"{install.server_binary} is missing: {INSTALL_HINT}")
@@ -82,11 +84,15 @@ def server_env(install: TritonInstall, stub_env: Path) -> dict[str, str]:
     """Environment for tritonserver: bundled libraries first, then the stub's interpreter."""
     stub_python = stub_env / "bin" / "python3"
     if not stub_python.exists():
-        raise MissingDependencyError(f"Triton stub environment {stub_env} is missing: {INSTALL_HINT}")
+        raise MissingDependencyError(
+            f"Triton stub environment {stub_env} is missing: {INSTALL_HINT}"
+        )
     # The stub links libpython: it must find this interpreter's own, not the distribution's.
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     inherited = os.environ.get("LD_LIBRARY_PATH", "")
     return {
-        "LD_LIBRARY_PATH": os.pathsep.join(p for p in (str(install.bundled_libs), libdir, inherited) if p),
+        "LD_LIBRARY_PATH": os.pathsep.join(
+            p for p in (str(install.bundled_libs), libdir, inherited) if p
+        ),
         "PATH": os.pathsep.join((str(stub_env / "bin"), os.environ.get("PATH", ""))),
     }
