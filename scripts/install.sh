@@ -30,7 +30,9 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
 if ((${#missing[@]})); then
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-    if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo); else
+    if [ "$(id -u)" = 0 ]; then as_root() { "$@"; }; elif sudo -n true 2>/dev/null; then
+        as_root() { sudo "$@"; }
+    else
         die "missing ${missing[*]}: install them with \`sudo apt-get install -y --no-install-recommends ${missing[*]}\` and run make again"
     fi
     command -v apt-get >/dev/null ||
@@ -39,15 +41,13 @@ if ((${#missing[@]})); then
     # Debian starts packaged services on install; on a host with systemd that would take the
     # ports Shipyard uses. policy-rc.d forbids those starts for the duration of the install.
     policy=/usr/sbin/policy-rc.d
-    own_policy=false
     if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-        "${sudo[@]}" chmod +x "$policy"
-        own_policy=true
+        trap 'as_root rm -f "$policy"' EXIT
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod +x "$policy"
     fi
-    trap '$own_policy && "${sudo[@]}" rm -f "$policy"' EXIT
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
 else
     say "system programs present: ${APT_PACKAGES[*]}"
@@ -58,7 +58,12 @@ fi
     die "Shipyard needs Python 3.11 (Triton's backend stub is built for it): set PYTHON=/path/to/python3.11"
 
 wanted=$( (cat requirements.lock requirements-triton-stub.lock pyproject.toml; echo "$PYTRITON_VERSION $UV_VERSION") | sha256sum | cut -d' ' -f1)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ] && [ -x "$VENV/bin/shipyard" ]; then
+venv_is_311() { "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; }
+if [ -x "$VENV/bin/python" ] && ! venv_is_311; then
+    die "$VENV was made with another Python than 3.11: remove it (rm -rf $VENV) and run make again"
+fi
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ] && [ -x "$VENV/bin/shipyard" ] &&
+    [ -x "$VENV/triton-stub/bin/python3" ]; then
     say "Python environments up to date ($VENV)"
 else
     [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }

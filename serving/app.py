@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+
 from shipyard import __version__
 from shipyard.observability.metrics import gateway_registry
 from shipyard.settings import Settings, load_settings

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from shipyard.settings import Ports, Settings
 
 TIERS = ("unit", "integration", "e2e")

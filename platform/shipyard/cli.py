@@ -151,6 +151,8 @@ def logs(
         known = ", ".join(available) or "none yet: run `shipyard up`"
         raise ConfigError(f"no log for component {component!r}; logs exist for: {known}")
     paths = [layout.log_file(name) for name in ([component] if component else available)]
+    if not paths:
+        raise ShipyardError(f"no logs yet in {layout.logs}: start the stack with `shipyard up`")
     for path in paths:
         if len(paths) > 1:
             out.print(f"[bold]==> {path} <==[/bold]")
@@ -255,6 +257,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _error(f"{message} (see `{where} --help`)")
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # Typer's translation of Ctrl-C
+            _error("aborted")
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _error("aborted")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,6 +174,16 @@ def env_name(location: tuple[str | int, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part).upper() for part in location)
 
 
+def _config_file_has(config_file: Path, location: tuple[str | int, ...]) -> bool:
+    try:
+        node: Any = tomllib.loads(config_file.read_text())
+        for part in location:
+            node = node[part]
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return False
+    return True
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings, turning any invalid value into a one-line ConfigError."""
     config_file = config_file_path()
@@ -182,10 +193,14 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        if first["type"] == "extra_forbidden":  # only a config file can name unknown keys
+        if first["type"] == "extra_forbidden":
             key = ".".join(str(part) for part in first["loc"])
+            if config_file is not None and _config_file_has(config_file, first["loc"]):
+                where = f"{key!r} in {config_file}"
+            else:  # unknown nested keys also arrive through SHIPYARD_PORTS__<NAME> variables
+                where = env_name(first["loc"])
             raise ConfigError(
-                f"unknown setting {key!r} in {config_file}: `shipyard config` lists the known ones"
+                f"unknown setting {where}: `shipyard config` lists the known ones"
             ) from None
         where = env_name(first["loc"]) if first["loc"] else "settings"
         message = first["msg"].removeprefix("Value error, ")

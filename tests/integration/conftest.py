@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from shipyard.settings import Settings
 from shipyard.stack import control
 from shipyard.stack.state import StackState, stack_processes
-
 from tests.conftest import isolated_settings
 
 

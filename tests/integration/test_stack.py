@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
 import time
 import urllib.request
 
+import psutil
 import pytest
+
 from shipyard.errors import ComponentError, PortInUseError, ShipyardError
 from shipyard.settings import Settings
 from shipyard.stack import control
 from shipyard.stack.state import StackState, stack_processes
-
 from tests.conftest import isolated_settings
 from tests.integration.conftest import get_json, prometheus_target_health, wait_for
 
@@ -55,14 +57,41 @@ def test_prometheus_scrapes_every_component(stack: tuple[Settings, StackState]) 
 
 
 def test_up_again_changes_nothing(stack: tuple[Settings, StackState]) -> None:
-    settings, _state = stack
+    settings, _ = stack
+    before = {n: (c.pid, c.restarts) for n, c in control.status(settings).components.items()}
     started = time.monotonic()
     again = control.up(settings)
     assert again.already_running
     assert time.monotonic() - started < 5
-    assert {n: c.pid for n, c in again.state.components.items()} == {
-        n: c.pid for n, c in control.status(settings).components.items()
+    after = {n: (c.pid, c.restarts) for n, c in control.status(settings).components.items()}
+    assert after == before
+
+
+def test_every_listening_socket_is_on_loopback(stack: tuple[Settings, StackState]) -> None:
+    settings, _ = stack
+    listening = [
+        (proc.name(), conn.laddr)
+        for pid in stack_processes(settings.state_dir)
+        for proc in [psutil.Process(pid)]
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    ]
+    expected = {
+        settings.ports.mlflow,
+        settings.ports.triton_http,
+        settings.ports.triton_grpc,
+        settings.ports.triton_metrics,
+        settings.ports.gateway,
+        settings.ports.prometheus,
     }
+    assert expected <= {addr.port for _, addr in listening}
+    assert [(name, addr) for name, addr in listening if not is_loopback(addr.ip)] == []
+
+
+def is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def test_up_with_other_settings_on_a_running_stack_is_refused(
@@ -104,7 +133,6 @@ def test_port_in_use_names_the_component_and_the_setting(tmp_path) -> None:
     message = str(caught.value)
     assert f"port {settings.ports.triton_grpc} for triton (grpc) is already in use" in message
     assert "SHIPYARD_PORTS__TRITON_GRPC" in message
-    assert stack_processes(settings.state_dir) == []
 
 
 def test_a_component_failing_to_start_is_named_with_its_log_and_nothing_is_left(tmp_path) -> None:

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from shipyard.stack import supervisor as supervisor_module
 from shipyard.stack.components import ComponentSpec
 from shipyard.stack.layout import StateLayout
 from shipyard.stack.probes import HttpProbe
 from shipyard.stack.state import StackState, group_members
 from shipyard.stack.supervisor import Supervisor
-
 from tests.conftest import free_ports
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import yaml
+
 from shipyard.settings import Settings
 from shipyard.stack.components import build_components
 

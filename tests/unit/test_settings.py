@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from shipyard.errors import ConfigError
 from shipyard.settings import Settings, load_settings
 
@@ -93,6 +94,12 @@ def test_unknown_key_in_config_file_names_key_and_file(tmp_path: Path) -> None:
 def test_malformed_config_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "shipyard.toml").write_text("profile = \n")
     with pytest.raises(ConfigError, match="could not read settings from shipyard.toml"):
+        load_settings()
+
+
+def test_unknown_port_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_PORTS__GRAFANA", "3000")
+    with pytest.raises(ConfigError, match="unknown setting SHIPYARD_PORTS__GRAFANA:"):
         load_settings()
 
 

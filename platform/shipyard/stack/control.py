@@ -1,17 +1,25 @@
 """Start, stop and inspect the embedded stack: what ``shipyard up | down | status`` do.
 
+Two locks keep this honest:
+* the supervisor holds ``run/supervisor.lock`` for its lifetime: "is the stack running?" is
+  "is that lock held?", never "is a recorded pid alive?" (pids are reused after a crash);
+* ``up`` and ``down`` hold ``run/control.lock`` while they work, so two of them at once queue
+  instead of undoing each other.
+
 No terminal output here: callers pass a progress callback and render the returned state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from shipyard.errors import ComponentError, PortInUseError, ShipyardError, StackNotRunningError
@@ -19,9 +27,16 @@ from shipyard.settings import Settings, env_name
 from shipyard.stack.components import ComponentSpec, build_components
 from shipyard.stack.layout import StateLayout
 from shipyard.stack.probes import port_is_free
-from shipyard.stack.state import STACK_MARKER_ENV, StackState, pid_alive, stack_processes
+from shipyard.stack.state import (
+    STACK_MARKER_ENV,
+    StackState,
+    lock_held,
+    pid_alive,
+    stack_processes,
+)
 
-SUPERVISOR_STOP_TIMEOUT_S = 90.0
+# The supervisor stops components one by one, each within twice its grace period.
+SUPERVISOR_STOP_TIMEOUT_S = 150.0
 
 Progress = Callable[[StackState | None], None]
 
@@ -33,78 +48,63 @@ class UpResult:
 
 
 def running_state(layout: StateLayout) -> StackState | None:
-    """The state of a live stack in this state dir, or None.
-
-    A supervisor that has just started may not have written its state yet: wait briefly for it
-    rather than mistaking it for a dead stack.
-    """
+    """The state of a live stack in this state dir, or None when no supervisor runs."""
+    if not lock_held(layout.supervisor_lock):
+        return None
+    # A supervisor that has just taken its lock may not have published its state yet.
     deadline = time.monotonic() + 5
-    while True:
-        state = StackState.read(layout.stack_state)
-        if state is not None and pid_alive(state.supervisor_pid):
-            return state
-        if not pid_alive(_supervisor_pid(layout)) or time.monotonic() > deadline:
+    while (state := StackState.read(layout.stack_state)) is None:
+        if time.monotonic() > deadline or not lock_held(layout.supervisor_lock):
             return None
         time.sleep(0.1)
-
-
-def _supervisor_pid(layout: StateLayout) -> int | None:
-    try:
-        return int(layout.supervisor_pid.read_text())
-    except (OSError, ValueError):
-        return None
+    return state
 
 
 def up(settings: Settings, progress: Progress | None = None) -> UpResult:
     """Start the stack and wait until every component is ready.
 
-    Idempotent: when the stack already runs with the same settings nothing changes. On any
-    failure everything started is stopped again and a one-line error names the component.
+    Idempotent: when the stack already runs with the same settings nothing changes (a
+    component in the middle of a restart is waited for). On any failure everything this call
+    started is stopped again and a one-line error names the component.
     """
     layout = StateLayout(settings.state_dir)
-    current = running_state(layout)
-    if current is not None:
-        if current.settings_env != settings.to_env():
-            changed = sorted(
-                key
-                for key in settings.to_env().keys() | current.settings_env.keys()
-                if settings.to_env().get(key) != current.settings_env.get(key)
-            )
-            raise ShipyardError(
-                f"the stack in {settings.state_dir} runs with other settings "
-                f"({', '.join(changed)}): run `shipyard down` first"
-            )
-        return UpResult(current, already_running=True)
-
-    specs = build_components(settings)  # raises MissingDependencyError with an install hint
-    _check_ports(settings, specs)
     layout.ensure()
-    # A stack that died without cleaning up must not leave processes behind a fresh start.
-    _sweep(layout)
-    layout.stack_state.unlink(missing_ok=True)
-    supervisor = _spawn_supervisor(settings, layout)
-    try:
-        return UpResult(_wait_ready(settings, layout, supervisor, progress), already_running=False)
-    except BaseException:
-        down(settings)
-        raise
+    with _control_lock(layout):
+        current = running_state(layout)
+        if current is not None:
+            _require_same_settings(settings, current)
+            if not is_healthy(current):
+                current = _wait_ready(settings, layout, None, progress, first_failure_aborts=False)
+            return UpResult(current, already_running=True)
+
+        # A stack that died without cleaning up may still hold ports: clear it first.
+        _sweep(layout)
+        specs = build_components(settings)  # raises MissingDependencyError with an install hint
+        _check_ports(settings, specs)
+        layout.stack_state.unlink(missing_ok=True)
+        supervisor = _spawn_supervisor(settings, layout)
+        try:
+            state = _wait_ready(settings, layout, supervisor, progress, first_failure_aborts=True)
+        except BaseException:
+            with _sigint_ignored():
+                _stop_supervisor(layout, supervisor.pid)
+                supervisor.wait()
+            raise
+        return UpResult(state, already_running=False)
 
 
 def down(settings: Settings) -> list[str]:
     """Stop the stack and everything it started; returns the names of stopped components."""
     layout = StateLayout(settings.state_dir)
-    state = StackState.read(layout.stack_state)
-    supervisor_pid = state.supervisor_pid if state is not None else _supervisor_pid(layout)
-    if pid_alive(supervisor_pid):
-        os.kill(supervisor_pid, signal.SIGTERM)
-        deadline = time.monotonic() + SUPERVISOR_STOP_TIMEOUT_S
-        while pid_alive(supervisor_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    _sweep(layout)
-    layout.supervisor_pid.unlink(missing_ok=True)
-    if state is None:
+    if not layout.run.is_dir():
         return []
-    layout.stack_state.unlink(missing_ok=True)
+    with _control_lock(layout):
+        state = StackState.read(layout.stack_state)
+        pid = _supervisor_pid(layout) if lock_held(layout.supervisor_lock) else None
+        leftovers = _stop_supervisor(layout, pid)
+        layout.stack_state.unlink(missing_ok=True)
+    if state is None:
+        return ["leftover processes"] if leftovers else []
     return list(state.components)
 
 
@@ -126,7 +126,7 @@ def status(settings: Settings) -> StackState:
 
 
 def is_healthy(state: StackState) -> bool:
-    return all(component.status == "ready" for component in state.components.values())
+    return not state.stopping and all(c.status == "ready" for c in state.components.values())
 
 
 def last_log_line(path: str, limit: int = 200) -> str:
@@ -143,6 +143,59 @@ def last_log_line(path: str, limit: int = 200) -> str:
         if line and not line.startswith("=== shipyard:"):
             return line if len(line) <= limit else line[: limit - 1] + "…"
     return ""
+
+
+@contextlib.contextmanager
+def _control_lock(layout: StateLayout) -> Iterator[None]:
+    with open(layout.run / "control.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another up/down finishes first
+        yield
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    # A second Ctrl-C must not interrupt the clean-up of a failed start half-way.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _require_same_settings(settings: Settings, current: StackState) -> None:
+    wanted = settings.to_env()
+    changed = sorted(
+        key
+        for key in wanted.keys() | current.settings_env.keys()
+        if wanted.get(key) != current.settings_env.get(key)
+    )
+    if changed:
+        raise ShipyardError(
+            f"the stack in {settings.state_dir} runs with other settings "
+            f"({', '.join(changed)}): run `shipyard down` first"
+        )
+
+
+def _supervisor_pid(layout: StateLayout) -> int | None:
+    try:
+        return int(layout.supervisor_pid.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _stop_supervisor(layout: StateLayout, pid: int | None) -> list[int]:
+    """SIGTERM the supervisor (it stops its components), then sweep whatever is left."""
+    if pid is not None and pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + SUPERVISOR_STOP_TIMEOUT_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    leftovers = _sweep(layout)
+    layout.supervisor_pid.unlink(missing_ok=True)
+    return leftovers
 
 
 def _check_ports(settings: Settings, specs: list[ComponentSpec]) -> None:
@@ -174,15 +227,21 @@ def _spawn_supervisor(settings: Settings, layout: StateLayout) -> subprocess.Pop
 def _wait_ready(
     settings: Settings,
     layout: StateLayout,
-    supervisor: subprocess.Popen[bytes],
+    supervisor: subprocess.Popen[bytes] | None,
     progress: Progress | None,
+    first_failure_aborts: bool,
 ) -> StackState:
+    """Wait until every component is ready.
+
+    On a fresh start the first failure aborts (a clear error now beats retries); on a running
+    stack a component in backoff is waited for and only ``failed`` is final.
+    """
     # The supervisor enforces the per-component timeout; this margin covers its own start.
     deadline = time.monotonic() + settings.startup_timeout_s + 30
     supervisor_log = layout.log_file("supervisor")
+    fatal = ("backoff", "failed") if first_failure_aborts else ("failed",)
     while time.monotonic() < deadline:
-        code = supervisor.poll()
-        if code is not None:
+        if supervisor is not None and (code := supervisor.poll()) is not None:
             raise ComponentError(
                 f"the supervisor exited with code {code}: {last_log_line(str(supervisor_log))} "
                 f"(log: {supervisor_log})"
@@ -192,12 +251,12 @@ def _wait_ready(
             progress(state)
         if state is not None:
             for component in state.components.values():
-                # The first failure during start-up aborts: a clear error now beats retries.
-                if component.status in ("backoff", "failed"):
+                if component.status in fatal:
                     detail = last_log_line(component.log)
                     detail = f" — last log line: {detail}" if detail else ""
+                    verb = "failed to start" if first_failure_aborts else "is failed"
                     raise ComponentError(
-                        f"{component.name} failed to start ({component.message}){detail} "
+                        f"{component.name} {verb} ({component.message}){detail} "
                         f"(log: {component.log})"
                     )
             if is_healthy(state):
@@ -211,12 +270,16 @@ def _wait_ready(
 
 
 def _sweep(layout: StateLayout) -> list[int]:
-    """SIGKILL any process still carrying this stack's marker; returns their pids."""
-    leftovers = stack_processes(layout.root)
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while stack_processes(layout.root) and time.monotonic() < deadline:
+    """SIGKILL every process still carrying this stack's marker; returns their pids.
+
+    Repeats until none is left: a dying parent may fork once more between two looks.
+    """
+    killed: list[int] = []
+    deadline = time.monotonic() + 10
+    while (found := stack_processes(layout.root)) and time.monotonic() < deadline:
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed += [pid for pid in found if pid not in killed]
         time.sleep(0.05)
-    return leftovers
+    return killed

@@ -20,7 +20,7 @@ class HttpProbe:
         try:
             conn.request("GET", self.path)
             return conn.getresponse().status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):  # refused, timed out, or not HTTP at all
             return False
         finally:
             conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -52,12 +53,31 @@ class StackState:
     def read(cls, path: Path) -> StackState | None:
         try:
             raw = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            raw["components"] = {
+                name: ComponentState(**component) for name, component in raw["components"].items()
+            }
+            return cls(**raw)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            # Missing, half-migrated or foreign: treat as no state rather than crash a command.
             return None
-        raw["components"] = {
-            name: ComponentState(**component) for name, component in raw["components"].items()
-        }
-        return cls(**raw)
+
+
+def lock_held(path: Path) -> bool:
+    """True when some process holds an flock on ``path`` (the supervisor holds its lock file).
+
+    Unlike a recorded pid, a lock cannot outlive its holder or be inherited by a stranger
+    that reuses the pid after a crash or reboot.
+    """
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:
+        return False
 
 
 def pid_alive(pid: int | None) -> bool:

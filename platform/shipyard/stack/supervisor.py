@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shipyard.settings import load_settings
@@ -53,9 +54,16 @@ def backoff_delay(failed_starts: int) -> float:
     return min(BACKOFF_BASE_S * 2 ** (failed_starts - 1), BACKOFF_MAX_S)
 
 
-def _die_with_supervisor() -> None:  # pragma: no cover - runs in the child between fork and exec
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with(parent_pid: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec: SIGTERM me when the supervisor dies."""
+
+    def arm() -> None:  # pragma: no cover - runs in the forked child
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return arm
 
 
 def _describe_exit(code: int) -> str:
@@ -125,7 +133,11 @@ class Supervisor:
         """One pass of supervision: start, reap, probe each component; publish any change."""
         now = time.time()
         for component in self.components:
-            self._tick(component, now)
+            try:
+                self._tick(component, now)
+            except Exception as exc:  # one component's surprise must not take the stack down
+                log.exception("supervising %s", component.spec.name)
+                self._fail_start(component, now, f"supervisor error: {exc}")
         if self._dirty or now - self.state.heartbeat_at > HEARTBEAT_S:
             self._publish()
 
@@ -186,9 +198,9 @@ class Supervisor:
     def _start(self, c: Supervised, now: float) -> None:
         spec = c.spec
         log_file = self.layout.log_file(spec.name)
-        if log_file.exists() and log_file.stat().st_size > LOG_ROTATE_BYTES:
-            os.replace(log_file, log_file.with_suffix(".log.1"))
         try:
+            if log_file.exists() and log_file.stat().st_size > LOG_ROTATE_BYTES:
+                os.replace(log_file, log_file.with_suffix(".log.1"))
             if spec.prepare is not None:
                 spec.prepare()
             with open(log_file, "ab", buffering=0) as out:
@@ -201,10 +213,10 @@ class Supervisor:
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **spec.env},
                     start_new_session=True,  # own process group: stop takes its children too
-                    preexec_fn=_die_with_supervisor,
+                    preexec_fn=_die_with(os.getpid()),
                     close_fds=True,
                 )
-        except OSError as exc:
+        except Exception as exc:  # a prepare step or exec that fails is a failed start
             c.proc = None
             self._fail_start(c, now, f"could not start: {exc}")
             return
