@@ -21,6 +21,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from shipyard import __version__
+from shipyard.commands import data as data_commands
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import Settings, config_file_path, load_settings
 from shipyard.stack import control
@@ -39,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.add_typer(data_commands.app, name="data")
 out = Console()
 err = Console(stderr=True)
 

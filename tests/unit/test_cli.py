@@ -32,6 +32,9 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         (["status"], {"SHIPYARD_PORTS__PROMETHEUS": "0"}, 2, "SHIPYARD_PORTS__PROMETHEUS='0'"),
         (["up"], {"SHIPYARD_PROFILE": "postgres"}, 2, "SHIPYARD_PROFILE='postgres'"),
         (["status"], {}, 3, "Shipyard is not running"),
+        (["data", "generate", "--rows", "0"], {}, 2, "rows must be between 1 and"),
+        (["data", "generate", "--drift-from", "soon"], {}, 2, "--drift-from 'soon' is not a date"),
+        (["data", "generate", "--rows", "ten"], {}, 2, "Invalid value for '--rows'"),
     ],
 )
 def test_mistakes_give_one_error_line_and_exit_code(

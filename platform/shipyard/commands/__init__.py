@@ -1,0 +1,1 @@
+"""Command groups of the `shipyard` CLI, one module per domain (`shipyard data …`, …)."""

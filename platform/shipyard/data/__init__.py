@@ -1,0 +1,1 @@
+"""Data of the reference use case: synthetic card transactions and their offline source."""
