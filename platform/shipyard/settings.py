@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     )
     tools_dir: Path = Field(
         default_factory=_default_tools_dir,
-        description="Cache of built tool binaries (redis_exporter, helm, tofu …).",
+        description="Cache of tool binaries built from source (helm, tofu, kubeconform …).",
     )
     triton_stub_env: Path = Field(
         default_factory=_default_triton_stub_env,
