@@ -65,3 +65,16 @@ def test_triton_runs_explicit_model_control_with_the_stub_environment_first_on_p
     assert f"--model-repository={settings.state_dir / 'triton' / 'models'}" in triton.argv
     assert triton.env["PATH"].startswith(str(settings.triton_stub_env / "bin"))
     assert "nvidia_pytriton.libs" in triton.env["LD_LIBRARY_PATH"].split(":")[0]
+
+
+def test_mlflow_starts_with_an_empty_metrics_folder(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory()
+    spec = next(s for s in build_components(settings) if s.name == "mlflow")
+    stale = settings.state_dir / "mlflow" / "prometheus-multiproc" / "counter_4242.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from a dead process")
+    assert spec.prepare is not None
+    spec.prepare()
+    assert list(stale.parent.iterdir()) == []

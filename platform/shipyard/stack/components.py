@@ -55,6 +55,15 @@ def _python_module(module: str, *args: str) -> list[str]:
 def mlflow(settings: Settings, layout: StateLayout) -> ComponentSpec:
     home = layout.mlflow
     port = settings.ports.mlflow
+    metrics_dir = home / "prometheus-multiproc"
+
+    def prepare() -> None:
+        (home / "artifacts").mkdir(parents=True, exist_ok=True)
+        # Multiprocess metric files of earlier MLflow processes would be summed into this
+        # one's /metrics: prometheus-client wants the folder emptied before every start.
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+
     return ComponentSpec(
         name="mlflow",
         argv=_python_module(
@@ -72,7 +81,7 @@ def mlflow(settings: Settings, layout: StateLayout) -> ComponentSpec:
             "--workers",
             "1",
             "--expose-prometheus",
-            str(home / "prometheus-multiproc"),
+            str(metrics_dir),
         ),
         env={
             # Job execution would start eight more worker processes (~2 GB) that nothing uses.
@@ -83,7 +92,7 @@ def mlflow(settings: Settings, layout: StateLayout) -> ComponentSpec:
         ports={"http": port},
         urls={"ui": settings.url("mlflow")},
         scrape=[ScrapeTarget("mlflow", port)],
-        prepare=lambda: (home / "artifacts").mkdir(parents=True, exist_ok=True),
+        prepare=prepare,
     )
 
 
