@@ -15,7 +15,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -75,6 +83,67 @@ class Ports(BaseModel):
         return self
 
 
+PII_COLUMNS = ("name", "email", "phone", "card_number")
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "example"}
+
+
+class PiiSettings(BaseModel):
+    """How raw PII is treated before anything reaches features, training or logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, Literal["drop", "tokenize"]] = Field(
+        default_factory=lambda: {
+            "name": "drop",
+            "email": "tokenize",
+            "phone": "drop",
+            "card_number": "tokenize",
+        },
+        description="Per raw PII column: 'drop' it, or 'tokenize' it (keyed hash, joinable).",
+    )
+    key: SecretStr | None = Field(
+        None,
+        description="Tokenization key (>= 32 chars; from a secret). Unset: a random key is "
+        "created once in <state dir>/secrets/pii.key.",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _every_pii_column(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - set(PII_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown PII column(s) {unknown}: known are {list(PII_COLUMNS)}")
+        missing = sorted(set(PII_COLUMNS) - set(columns))
+        if missing:
+            raise ValueError(f"no policy for PII column(s) {missing}: add 'drop' or 'tokenize'")
+        return columns
+
+    @field_validator("key")
+    @classmethod
+    def _strong_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None:
+            return None
+        value = key.get_secret_value()
+        if value.lower() in PLACEHOLDER_SECRETS or len(value) < 32:
+            raise ValueError("the PII key must be a random secret of at least 32 characters")
+        return key
+
+
+class DataSettings(BaseModel):
+    """Quality gates of the data step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_h: float = Field(
+        48.0,
+        gt=0,
+        description="Freshness: the newest event must be at most this old at validation time.",
+    )
+    max_amount: float = Field(
+        1_000_000.0, gt=0, description="Range: the largest plausible transaction amount."
+    )
+
+
 class Settings(BaseSettings):
     """Shipyard's configuration. See the module docstring for where values come from."""
 
@@ -103,6 +172,11 @@ class Settings(BaseSettings):
         default_factory=_default_tools_dir,
         description="Cache of tool binaries built from source (helm, tofu, kubeconform …).",
     )
+    redis_password: SecretStr | None = Field(
+        None, description="Password of the Redis online store (from a secret); unset: none."
+    )
+    pii: PiiSettings = Field(default_factory=PiiSettings, description="PII policy.")
+    data: DataSettings = Field(default_factory=DataSettings, description="Data quality gates.")
     triton_stub_env: Path = Field(
         default_factory=_default_triton_stub_env,
         description="Virtual environment (numpy<2, onnxruntime) for Triton's Python-backend stub.",
@@ -154,10 +228,13 @@ class Settings(BaseSettings):
             if isinstance(value, dict):
                 for key, inner in value.items():
                     flatten(f"{prefix}__{key}".upper() if prefix else key.upper(), inner)
-            else:
+            elif isinstance(value, SecretStr):
+                # Children need the real secret, not pydantic's "**********" mask.
+                env[ENV_PREFIX + prefix] = value.get_secret_value()
+            elif value is not None:
                 env[ENV_PREFIX + prefix] = str(value)
 
-        flatten("", self.model_dump(mode="json"))
+        flatten("", self.model_dump())
         return env
 
 

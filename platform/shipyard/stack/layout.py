@@ -54,6 +54,37 @@ class StateLayout:
     def redis(self) -> Path:
         return self.root / "redis"
 
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def raw_data(self) -> Path:
+        """Raw events as they arrive, PII included (the generator writes here)."""
+        return self.data / "raw"
+
+    @property
+    def clean_data(self) -> Path:
+        """Validated, deduplicated, PII-redacted events: the only input of features."""
+        return self.data / "clean"
+
+    @property
+    def feature_tables(self) -> Path:
+        return self.data / "features"
+
+    @property
+    def training_sets(self) -> Path:
+        return self.data / "training"
+
+    @property
+    def feast(self) -> Path:
+        """Feast registry and SQLite online store."""
+        return self.root / "feast"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
     def log_file(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 
