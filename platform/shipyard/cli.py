@@ -22,6 +22,7 @@ from typer.exceptions import TyperException
 
 from shipyard import __version__
 from shipyard.commands import data as data_commands
+from shipyard.commands import features as feature_commands
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import Settings, config_file_path, load_settings
 from shipyard.stack import control
@@ -41,6 +42,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(data_commands.app, name="data")
+app.add_typer(feature_commands.app, name="features")
 out = Console()
 err = Console(stderr=True)
 

@@ -1,9 +1,13 @@
-"""`shipyard data …`: the reference data set (synthetic card transactions)."""
+"""`shipyard data …`: the reference data set (synthetic card transactions).
+
+Heavy modules (Polars, pandera, pyarrow) are imported inside the commands: `shipyard --help`
+and every other command must not pay for them.
+"""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shipyard.data.offline_source import write_offline_source
-from shipyard.data.synthetic import SyntheticConfig, generate
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import load_settings
+from shipyard.stack.layout import StateLayout
 
 app = typer.Typer(help="Generate and inspect the reference data set.", no_args_is_help=True)
 out = Console()
@@ -31,14 +34,24 @@ def _utc_date(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _window_ending_today(days: int) -> datetime:
+    # Fresh by default, so the freshness gate of `data prepare` passes on generated data; pass
+    # --start for a data set that is the same on every day.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days)
+
+
 @app.command("generate")
 def generate_command(
     rows: Annotated[
         int, typer.Option(help="Transactions to generate (10k-5M is typical).")
     ] = 100_000,
     start: Annotated[
-        str, typer.Option(help="First day of the window, YYYY-MM-DD (UTC).")
-    ] = "2026-01-01",
+        str | None,
+        typer.Option(
+            help="First day of the window, YYYY-MM-DD (UTC) [default: the window ends today]."
+        ),
+    ] = None,
     days: Annotated[int, typer.Option(help="Length of the window in days.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 7,
     fraud_rate: Annotated[
@@ -69,11 +82,14 @@ def generate_command(
 
     Example: shipyard data generate --rows 1000000 --drift-from 2026-01-20
     """
+    from shipyard.data.offline_source import write_offline_source
+    from shipyard.data.synthetic import SyntheticConfig, generate
+
     drift_start = _utc_date(drift_from, "--drift-from")
     try:
         config = SyntheticConfig(
             rows=rows,
-            start=_utc_date(start, "--start"),
+            start=_utc_date(start, "--start") or _window_ending_today(days),
             days=days,
             seed=seed,
             fraud_rate=fraud_rate,
@@ -85,7 +101,7 @@ def generate_command(
         )
     except ValueError as exc:
         raise ConfigError(f"invalid generator option: {exc}") from None
-    target = output or load_settings().state_dir / "data" / "raw"
+    target = output or StateLayout(load_settings().state_dir).raw_data
     began = time.perf_counter()
     with err.status(f"Generating {rows:,} transactions…") as status:
         data = generate(config)
@@ -104,3 +120,83 @@ def generate_command(
     table.add_row("digest", manifest["digest"])
     table.add_row("time", f"{total:.1f}s (generation {rows / generated:,.0f} rows/s)")
     out.print(table)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time option as an aware UTC datetime (naive values are UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {value!r} is not a time: use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command("prepare")
+def prepare_command(
+    raw: Annotated[
+        Path | None, typer.Option(help="Raw data set [default: <state dir>/data/raw].")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Clean data set, replaced atomically [default: <state dir>/data/clean]."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Validation time for the freshness rules [default: now]."),
+    ] = None,
+) -> None:
+    """Validate raw events, drop redeliveries, redact PII and write the clean data set.
+
+    Bad data fails with a report naming each broken rule's column and row count; the previous
+    clean data set is then left untouched. PII is dropped or tokenized as settings `pii.columns`
+    say. Example: shipyard data prepare --as-of 2026-02-01
+    """
+    from shipyard.data.prepare import prepare
+
+    settings = load_settings()
+    began = time.perf_counter()
+    with err.status("Validating and redacting…"):
+        result = prepare(settings, raw=raw, out=output, as_of=parse_time(as_of, "--as-of"))
+    table = Table(title="Clean data set written", title_justify="left", box=None)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("rows", f"{result.rows_out:,} (of {result.rows_in:,} raw)")
+    table.add_row("redeliveries dropped", f"{result.redeliveries_dropped:,}")
+    table.add_row("PII", ", ".join(f"{c}: {a}" for c, a in result.manifest["pii_policy"].items()))
+    table.add_row("digest", result.manifest["digest"])
+    table.add_row("time", f"{time.perf_counter() - began:.1f}s")
+    out.print(table)
+
+
+@app.command("scan")
+def scan_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to scan.")],
+    known_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--known-from",
+            help="Raw data set whose exact PII values (names too) are searched as well.",
+        ),
+    ] = None,
+) -> None:
+    """Scan Parquet, JSON and log files for raw PII; exit 1 if any is found.
+
+    Looks for e-mail addresses, phone numbers and Luhn-valid card numbers, and with
+    --known-from for every raw value of a data set. Example:
+    shipyard data scan $STATE/data/clean --known-from $STATE/data/raw
+    """
+    from shipyard.data import pii
+
+    known = pii.known_pii_values(known_from) if known_from else None
+    findings = pii.scan(paths, known)
+    if findings:
+        for finding in findings[:50]:
+            err.print(str(finding), highlight=False, markup=False)
+        raise ShipyardError(f"raw PII found: {len(findings)} finding(s) in the scanned files")
+    out.print(f"No raw PII found in {', '.join(str(p) for p in paths)}.")

@@ -137,21 +137,28 @@ def validate(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> ValidationRepor
 
 
 def _failures(cases: pl.DataFrame, frame: pl.DataFrame) -> tuple[RuleFailure, ...]:
+    cases = cases.with_columns(pl.col("failure_case").cast(pl.String))
+    missing = cases.filter(pl.col("check") == "column_in_dataframe")
+    failures: list[RuleFailure] = []
+    if missing.height:
+        names = missing.get_column("failure_case").to_list()
+        failures.append(RuleFailure(", ".join(names), "present", frame.height, "missing column"))
+        # Row rules over a missing column fail with an engine error: that is the same problem.
+        cases = cases.filter(
+            (pl.col("check") != "column_in_dataframe")
+            & ~pl.col("failure_case").fill_null("").str.contains("ColumnNotFoundError")
+        )
     grouped = (
         cases.with_columns(pl.col("column").fill_null("*"))
         .group_by("column", "check", maintain_order=True)
         .agg(pl.len().alias("count"), pl.col("failure_case").first().alias("example"))
     )
-    failures = []
     for row in grouped.iter_rows(named=True):
-        rule = row["check"]
-        column = row["column"]
-        if rule == "column_in_dataframe":  # the failure case is the missing column's name
-            column, rule = row["example"], "present"
-        elif rule == "column_in_schema":
-            column, rule = row["example"], "expected(unknown column)"
+        rule, column = row["check"], row["column"]
         example = str(row["example"])
-        if rule.startswith("fresh("):  # a rule on the newest value: show that one
+        if rule == "column_in_schema":  # strict schema: the failure case is the extra column
+            column, rule, example = example, "expected", "unknown column"
+        elif rule.startswith("fresh("):  # a rule on the newest value: show that one
             example = f"newest is {frame.get_column(column).max()}"
         failures.append(RuleFailure(column, rule, row["count"], example[:60]))
     return tuple(failures)

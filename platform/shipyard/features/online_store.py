@@ -88,12 +88,19 @@ def _stored_timestamps(conn: Any, table: str, keys: Sequence[bytes]) -> dict[byt
     for start in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[start : start + KEYS_PER_QUERY]
         marks = ",".join("?" * len(chunk))
-        query = (
-            f"SELECT entity_key, MAX(event_ts) FROM {quoted} "
-            f"WHERE entity_key IN ({marks}) GROUP BY entity_key"
-        )
+        # No MAX(): SQLite only converts declared column types, not aggregates, to datetime.
+        query = f"SELECT entity_key, event_ts FROM {quoted} WHERE entity_key IN ({marks})"
         for key, event_ts in conn.execute(query, chunk):
-            stored[bytes(key)] = (
-                event_ts if isinstance(event_ts, datetime) else datetime.fromisoformat(event_ts)
-            )
+            when = _as_datetime(event_ts)
+            key = bytes(key)
+            if key not in stored or when > stored[key]:
+                stored[key] = when
     return stored
+
+
+def _as_datetime(value: datetime | str | bytes) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode()
+    return datetime.fromisoformat(value)

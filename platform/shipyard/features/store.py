@@ -90,15 +90,24 @@ def open_store(settings: Settings) -> FeatureStore:
 
 @dataclass(frozen=True)
 class ApplySummary:
-    applied: dict[str, list[str]]  # kind -> names
-    deleted: list[str]
+    """What an apply changed: ``(kind, name)`` per transition; ``unchanged`` is a count."""
+
+    created: list[tuple[str, str]]
+    updated: list[tuple[str, str]]
+    deleted: list[tuple[str, str]]
+    unchanged: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
 
 
 def apply(settings: Settings) -> ApplySummary:
     """Register every definition of the repository and delete the registered ones it dropped.
 
-    Idempotent: applying an unchanged repository changes nothing.
+    Idempotent: applying an unchanged repository changes nothing and says so.
     """
+    from feast.diff.property_diff import TransitionType
     from feast.repo_operations import extract_objects_for_apply_delete, parse_repo
 
     store = open_store(settings)
@@ -114,15 +123,24 @@ def apply(settings: Settings) -> ApplySummary:
         raise
     except Exception as exc:
         raise ShipyardError(f"the Feast definitions in {repo} do not load: {exc}") from exc
+    registry_diff, _, _ = store.plan(contents)
+    transitions: dict[TransitionType, list[tuple[str, str]]] = {}
+    for diff in registry_diff.feast_object_diffs:
+        if diff.name.startswith("__"):  # Feast's internal dummy entity
+            continue
+        kind = diff.feast_object_type.value
+        transitions.setdefault(diff.transition_type, []).append((kind, diff.name))
     to_apply, to_delete, _, _ = extract_objects_for_apply_delete(
         store.project, store.registry, contents
     )
     with contextlib.redirect_stdout(io.StringIO()):
         store.apply(to_apply, objects_to_delete=to_delete, partial=False)
-    applied: dict[str, list[str]] = {}
-    for obj in to_apply:
-        applied.setdefault(type(obj).__name__, []).append(obj.name)
-    return ApplySummary(applied, [f"{type(o).__name__} {o.name}" for o in to_delete])
+    return ApplySummary(
+        created=transitions.get(TransitionType.CREATE, []),
+        updated=transitions.get(TransitionType.UPDATE, []),
+        deleted=transitions.get(TransitionType.DELETE, []),
+        unchanged=len(transitions.get(TransitionType.UNCHANGED, [])),
+    )
 
 
 def _quiet_feast() -> None:

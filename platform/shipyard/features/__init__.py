@@ -1,0 +1,1 @@
+"""Features of the fraud-scoring use case: catalog, feature job, Feast store, retrieval."""

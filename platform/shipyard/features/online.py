@@ -1,0 +1,213 @@
+"""The online feature path of the gateway: read a feature service straight from Feast's online
+store (SQLite or Redis) in one round trip per view, and decode values without protobuf objects.
+
+Feast's SDK (``get_online_features``) spends most of its time on per-call planning and
+protobuf conversion around a store read that itself takes tens of microseconds. This reader
+plans once (views, keys, field hashes from the registry) and then does only the read and a
+small decoder for the value types the catalog uses. Tests hold it equal to the SDK's answers
+on both stores, so a change in Feast's storage format fails loudly.
+
+Missing entities get the catalog's fill values, exactly as training sets do.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from feast import FeatureStore
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.sqlite import _table_id
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+from shipyard.errors import ShipyardError
+from shipyard.features.catalog import (
+    AMOUNT_TO_MEAN,
+    AMOUNT_TO_MEAN_BASIS,
+    REQUEST_AMOUNT,
+    amount_to_mean,
+)
+from shipyard.features.training import service_plan
+from shipyard.settings import Settings
+
+_DOUBLE = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
+# Field tags of feast.types.Value (wire type in the low 3 bits).
+_INT32_TAG, _INT64_TAG, _DOUBLE_TAG, _FLOAT_TAG, _BOOL_TAG = 0x18, 0x20, 0x31, 0x3D, 0x38
+
+
+def decode_value(raw: bytes) -> Any:
+    """A scalar ``feast.types.Value`` from its wire bytes; protobuf only for other types."""
+    if not raw:
+        return None
+    tag = raw[0]
+    if tag in (_INT64_TAG, _INT32_TAG, _BOOL_TAG):
+        value, shift = 0, 0
+        for byte in raw[1:]:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if value >= 1 << 63:  # negative int64 (two's complement varint)
+            value -= 1 << 64
+        return bool(value) if tag == _BOOL_TAG else value
+    if tag == _DOUBLE_TAG and len(raw) == 9:
+        return _DOUBLE.unpack_from(raw, 1)[0]
+    if tag == _FLOAT_TAG and len(raw) == 5:
+        return _FLOAT.unpack_from(raw, 1)[0]
+    proto = ValueProto.FromString(raw)
+    kind = proto.WhichOneof("val")
+    return getattr(proto, kind) if kind else None
+
+
+@dataclass(frozen=True)
+class _View:
+    name: str
+    join_key: str
+    features: tuple[str, ...]
+    table: str  # SQLite table name
+    fields: tuple[bytes, ...]  # Redis hash fields of the features
+
+
+class OnlineFeatureReader:
+    """Reads one feature service for many entity rows from the online store.
+
+    Args:
+        settings: selects the store (profile) and its location.
+        store: an open Feast store (its registry plans the read).
+        service: the feature service of the model version being served.
+    """
+
+    def __init__(self, settings: Settings, store: FeatureStore, service: str) -> None:
+        joins, on_demand = service_plan(store, service)
+        config = store.config
+        self.service = service
+        self.project = config.project
+        self._key_version = config.entity_key_serialization_version
+        versioning = config.registry.enable_online_feature_view_versioning
+        self.views = [
+            _View(
+                name=j.view,
+                join_key=j.join_key,
+                features=tuple(j.features),
+                table=_table_id(config.project, store.get_feature_view(j.view), versioning),
+                fields=tuple(_mmh3(f"{j.view}:{f}") for f in j.features),
+            )
+            for j in joins
+        ]
+        self.on_demand = list(on_demand)
+        self.feature_names = [f for v in self.views for f in v.features] + self.on_demand
+        self._store = _connect(settings, config)
+
+    def read(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Features for each row (entity keys plus request fields such as ``amount``)."""
+        results: list[dict[str, Any]] = [{} for _ in rows]
+        for view in self.views:
+            try:
+                ids = [row[view.join_key] for row in rows]
+            except KeyError:
+                raise ShipyardError(f"every row needs {view.join_key!r}") from None
+            values = self._store.read(self, view, ids)
+            for result, found in zip(results, values, strict=True):
+                if found is None:
+                    result.update(dict.fromkeys(view.features, 0))
+                else:
+                    result.update(found)
+        if AMOUNT_TO_MEAN in self.on_demand:
+            for row, result in zip(rows, results, strict=True):
+                result[AMOUNT_TO_MEAN] = amount_to_mean(
+                    float(row[REQUEST_AMOUNT]), result.get(AMOUNT_TO_MEAN_BASIS)
+                )
+        return results
+
+    def entity_key(self, join_key: str, value: int) -> EntityKeyProto:
+        key = EntityKeyProto(join_keys=[join_key])
+        key.entity_values.add().int64_val = int(value)
+        return key
+
+    def serialized_key(self, join_key: str, value: int) -> bytes:
+        return serialize_entity_key(
+            self.entity_key(join_key, value), entity_key_serialization_version=self._key_version
+        )
+
+    def close(self) -> None:
+        self._store.close()
+
+
+class _SqliteRead:
+    def __init__(self, path: str) -> None:
+        # Read-only: the reader must never create or change the store it serves from.
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def read(self, reader: OnlineFeatureReader, view: _View, ids: list[int]) -> list[dict | None]:
+        keys = [reader.serialized_key(view.join_key, i) for i in ids]
+        marks = ",".join("?" * len(keys))
+        wanted = set(view.features)
+        found: dict[bytes, dict[str, Any]] = {}
+        query = (
+            f'SELECT entity_key, feature_name, value FROM "{view.table}" '
+            f"WHERE entity_key IN ({marks})"
+        )
+        try:
+            cursor = self._conn.execute(query, keys)
+        except sqlite3.OperationalError as exc:
+            raise ShipyardError(
+                f"online store has no table for {view.name} ({exc}): run `shipyard features apply`"
+            ) from None
+        for key, name, raw in cursor:
+            if name in wanted:
+                found.setdefault(key, {})[name] = decode_value(raw)
+        return [_complete(found.get(k), view) for k in keys]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _RedisRead:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def read(self, reader: OnlineFeatureReader, view: _View, ids: list[int]) -> list[dict | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for i in ids:
+            key = _redis_key(
+                reader.project, reader.entity_key(view.join_key, i), reader._key_version
+            )
+            pipe.hmget(key, view.fields)
+        out: list[dict | None] = []
+        for values in pipe.execute():
+            if all(v is None for v in values):
+                out.append(None)
+                continue
+            out.append(
+                {
+                    name: (decode_value(raw) if raw is not None else 0)
+                    for name, raw in zip(view.features, values, strict=True)
+                }
+            )
+        return out
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _complete(found: dict[str, Any] | None, view: _View) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {name: found.get(name, 0) for name in view.features}
+
+
+def _connect(settings: Settings, config: Any) -> _SqliteRead | _RedisRead:
+    online = config.online_store
+    if settings.profile == "redis":
+        import redis
+
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        client = redis.Redis(host="127.0.0.1", port=settings.ports.redis, password=password or None)
+        return _RedisRead(client)
+    return _SqliteRead(online.path)
