@@ -149,7 +149,13 @@ def _failures(cases: pl.DataFrame, frame: pl.DataFrame) -> tuple[RuleFailure, ..
             & ~pl.col("failure_case").fill_null("").str.contains("ColumnNotFoundError")
         )
     grouped = (
-        cases.with_columns(pl.col("column").fill_null("*"))
+        cases.with_columns(
+            # Whole-row rules (they name their columns themselves) are reported under "*".
+            pl.when(pl.col("schema_context") == "DataFrameSchema")
+            .then(pl.lit("*"))
+            .otherwise(pl.col("column").fill_null("*"))
+            .alias("column")
+        )
         .group_by("column", "check", maintain_order=True)
         .agg(pl.len().alias("count"), pl.col("failure_case").first().alias("example"))
     )

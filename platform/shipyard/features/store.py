@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,11 +114,19 @@ def apply(settings: Settings) -> ApplySummary:
     store = open_store(settings)
     repo = feature_repo_path()
     # Feast imports the definitions as modules named by their path relative to the working
-    # directory, so parse from inside the repository with it on the import path.
+    # directory, so parse from inside the repository with it on the import path. The modules
+    # resolve the settings themselves (table paths): give them these settings, and import them
+    # afresh so that a second apply in one process never sees the first one's paths.
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
+    for module in repo.glob("*.py"):
+        sys.modules.pop(module.stem, None)
     try:
-        with contextlib.chdir(repo), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            _environment(settings.to_env()),
+            contextlib.chdir(repo),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             contents = parse_repo(repo)
     except ShipyardError:
         raise
@@ -141,6 +150,20 @@ def apply(settings: Settings) -> ApplySummary:
         deleted=transitions.get(TransitionType.DELETE, []),
         unchanged=len(transitions.get(TransitionType.UNCHANGED, [])),
     )
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _quiet_feast() -> None:
