@@ -10,8 +10,9 @@ shipyard=${SHIPYARD:-.venv/bin/shipyard}
 case "$cluster" in
 "")
     "$shipyard" up
-    # The bootstrap job (data → features → training pipeline → served model) joins here as
-    # those capabilities land; until then the platform ends at the component table above.
+    # The main job: data -> validated, redacted events -> features -> Feast online store.
+    # The training pipeline and the served model join here as those capabilities land.
+    "$shipyard" refresh
     ;;
 kind | gke)
     if [ ! -d "terraform/envs/$cluster" ]; then

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from pydantic import BaseModel, SecretStr
 from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
@@ -23,6 +24,7 @@ from typer.exceptions import TyperException
 from shipyard import __version__
 from shipyard.commands import data as data_commands
 from shipyard.commands import features as feature_commands
+from shipyard.commands.refresh import refresh_command
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import Settings, config_file_path, load_settings
 from shipyard.stack import control
@@ -43,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(data_commands.app, name="data")
 app.add_typer(feature_commands.app, name="features")
+app.command("refresh")(refresh_command)
 out = Console()
 err = Console(stderr=True)
 
@@ -177,15 +180,24 @@ def show_config() -> None:
     table.add_column("variable", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("meaning")
-    fields = {**Settings.model_fields}
     for variable, value in settings.to_env().items():
-        name = variable.removeprefix("SHIPYARD_").lower()
-        top, _, nested = name.partition("__")
-        field = fields[top]
-        if nested:
-            field = type(settings.ports).model_fields[nested]
-        table.add_row(variable, value, field.description or "")
+        description, secret = _describe(settings, variable)
+        table.add_row(variable, "******** (set)" if secret else value, description)
     out.print(table)
+
+
+def _describe(settings: Settings, variable: str) -> tuple[str, bool]:
+    """The description of the setting behind ``variable``, and whether its value is a secret."""
+    node: object = settings
+    description = ""
+    for part in variable.removeprefix("SHIPYARD_").lower().split("__"):
+        if isinstance(node, BaseModel):
+            field = type(node).model_fields.get(part)
+            description = (field.description if field else None) or description
+            node = getattr(node, part, None)
+        elif isinstance(node, dict):  # a mapping setting: keep the mapping's description
+            node = node.get(part)
+    return description, isinstance(node, SecretStr)
 
 
 def _print_table(state: StackState) -> None:

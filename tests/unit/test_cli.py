@@ -73,3 +73,15 @@ def test_config_lists_every_variable(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0
     for variable in ("SHIPYARD_STATE_DIR", "SHIPYARD_PROFILE", "SHIPYARD_PORTS__TRITON_GRPC"):
         assert variable in out
+
+
+def test_config_never_prints_secrets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "k3y-" + "x" * 40
+    monkeypatch.setenv("SHIPYARD_PII__KEY", key)
+    monkeypatch.setenv("SHIPYARD_REDIS_PASSWORD", "hunter2-redis")
+    code, out, _ = run(["config"], capsys)
+    assert code == 0
+    assert "SHIPYARD_PII__KEY" in out and "SHIPYARD_REDIS_PASSWORD" in out
+    assert key not in out and "hunter2-redis" not in out
