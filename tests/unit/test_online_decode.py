@@ -33,3 +33,18 @@ def test_other_types_fall_back_to_protobuf() -> None:
     assert decode_value(ValueProto(string_val="x").SerializeToString()) == "x"
     assert decode_value(ValueProto(bool_val=True).SerializeToString()) is True
     assert decode_value(b"") is None
+
+
+def test_scalars_never_need_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path must cover what the catalog stores (ints and doubles), not fall back."""
+    encoded = [
+        ValueProto(double_val=2.5).SerializeToString(),
+        ValueProto(int64_val=-7).SerializeToString(),
+        ValueProto(float_val=0.5).SerializeToString(),
+    ]
+
+    def no_protobuf(_: bytes) -> None:
+        raise AssertionError("fell back to protobuf")
+
+    monkeypatch.setattr(ValueProto, "FromString", no_protobuf)
+    assert [decode_value(raw) for raw in encoded] == [2.5, -7, 0.5]

@@ -37,8 +37,10 @@ from shipyard.settings import Settings
 
 _DOUBLE = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
-# Field tags of feast.types.Value (wire type in the low 3 bits).
-_INT32_TAG, _INT64_TAG, _DOUBLE_TAG, _FLOAT_TAG, _BOOL_TAG = 0x18, 0x20, 0x31, 0x3D, 0x38
+_INT64 = struct.Struct("<q")
+# Field tags of feast.types.Value: field number << 3 | wire type (0 varint, 1 fixed64,
+# 5 fixed32). int32_val = 3, int64_val = 4, double_val = 5, float_val = 6, bool_val = 7.
+_INT32_TAG, _INT64_TAG, _DOUBLE_TAG, _FLOAT_TAG, _BOOL_TAG = 0x18, 0x20, 0x29, 0x35, 0x38
 
 
 def decode_value(raw: bytes) -> Any:
@@ -102,6 +104,9 @@ class OnlineFeatureReader:
         ]
         self.on_demand = list(on_demand)
         self.feature_names = [f for v in self.views for f in v.features] + self.on_demand
+        self._key_prefixes: dict[str, bytes | None] = {}
+        for view in self.views:
+            self._key_prefixes[view.join_key] = self._key_prefix(view.join_key)
         self._store = _connect(settings, config)
 
     def read(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,9 +136,27 @@ class OnlineFeatureReader:
         return key
 
     def serialized_key(self, join_key: str, value: int) -> bytes:
+        prefix = self._key_prefixes.get(join_key)
+        if prefix is not None:
+            return prefix + _INT64.pack(value)
         return serialize_entity_key(
             self.entity_key(join_key, value), entity_key_serialization_version=self._key_version
         )
+
+    def _key_prefix(self, join_key: str) -> bytes | None:
+        """Feast's serialization of a one-int64 key is a constant prefix and the packed value;
+        learn the prefix once and prove it on a few values, else use Feast's serializer."""
+        samples = [0, 1, -1, 2**40 + 7]
+        serialized = [
+            serialize_entity_key(
+                self.entity_key(join_key, v), entity_key_serialization_version=self._key_version
+            )
+            for v in samples
+        ]
+        prefix = serialized[0][: -_INT64.size]
+        if all(s == prefix + _INT64.pack(v) for s, v in zip(serialized, samples, strict=True)):
+            return prefix
+        return None
 
     def close(self) -> None:
         self._store.close()
@@ -147,21 +170,24 @@ class _SqliteRead:
     def read(self, reader: OnlineFeatureReader, view: _View, ids: list[int]) -> list[dict | None]:
         keys = [reader.serialized_key(view.join_key, i) for i in ids]
         marks = ",".join("?" * len(keys))
-        wanted = set(view.features)
+        names = ",".join("?" * len(view.features))
         found: dict[bytes, dict[str, Any]] = {}
+        # Only the service's features: a view may hold many more than a model version uses.
         query = (
             f'SELECT entity_key, feature_name, value FROM "{view.table}" '
-            f"WHERE entity_key IN ({marks})"
+            f"WHERE entity_key IN ({marks}) AND feature_name IN ({names})"
         )
         try:
-            cursor = self._conn.execute(query, keys)
+            cursor = self._conn.execute(query, [*keys, *view.features])
         except sqlite3.OperationalError as exc:
             raise ShipyardError(
                 f"online store has no table for {view.name} ({exc}): run `shipyard features apply`"
             ) from None
         for key, name, raw in cursor:
-            if name in wanted:
-                found.setdefault(key, {})[name] = decode_value(raw)
+            values = found.get(key)
+            if values is None:
+                values = found[key] = {}
+            values[name] = decode_value(raw)
         return [_complete(found.get(k), view) for k in keys]
 
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""Training the fraud model: split, train, evaluate, gate, export, register."""
