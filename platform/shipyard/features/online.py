@@ -20,7 +20,7 @@ from typing import Any
 
 from feast import FeatureStore
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.helpers import _mmh3
 from feast.infra.online_stores.sqlite import _table_id
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -200,11 +200,10 @@ class _RedisRead:
 
     def read(self, reader: OnlineFeatureReader, view: _View, ids: list[int]) -> list[dict | None]:
         pipe = self._client.pipeline(transaction=False)
+        # Feast's Redis key is the serialized entity key followed by the project name.
+        project = reader.project.encode()
         for i in ids:
-            key = _redis_key(
-                reader.project, reader.entity_key(view.join_key, i), reader._key_version
-            )
-            pipe.hmget(key, view.fields)
+            pipe.hmget(reader.serialized_key(view.join_key, i) + project, view.fields)
         out: list[dict | None] = []
         for values in pipe.execute():
             if all(v is None for v in values):

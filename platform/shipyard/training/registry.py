@@ -1,0 +1,133 @@
+"""Registering models in MLflow: owned, traced to their data, never half-registered, never
+duplicated.
+
+* Every version carries its **owner** and **team** (required: a model nobody owns is refused),
+  and lineage tags: dataset digest, feature service, pipeline run id, code version.
+* A **fingerprint** of what determines the model (data digest, feature service, hyper-parameters,
+  code version) is a tag. Registering the same inputs again returns the existing version.
+* A version is marked complete (``shipyard.complete=true``) only after every tag and alias is
+  written; a version left incomplete by a crash is deleted and registered again on re-run.
+* Aliases (``challenger``, ``champion``) replace stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from shipyard.errors import ShipyardError
+
+COMPLETE = "shipyard.complete"
+FINGERPRINT = "shipyard.fingerprint"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class OwnerRequiredError(ShipyardError):
+    """Registration without an owner or team. Exit code 2: it is a missing input."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Ownership:
+    owner: str
+    team: str
+    on_call: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.owner.strip() or not self.team.strip():
+            raise OwnerRequiredError(
+                "a model needs an owner and a team: pass --owner and --team "
+                "(every registered model has a named owner)"
+            )
+
+    def tags(self) -> dict[str, str]:
+        tags = {"owner": self.owner, "team": self.team}
+        if self.on_call:
+            tags["on_call"] = self.on_call
+        return tags
+
+
+def fingerprint(dataset_digest: str, feature_service: str, params: dict, code_version: str) -> str:
+    """What determines a model: equal fingerprints mean an equal model."""
+    payload = json.dumps(
+        {
+            "dataset": dataset_digest,
+            "feature_service": feature_service,
+            "params": params,
+            "code": code_version,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def find_version(client: MlflowClient, name: str, print_: str) -> ModelVersion | None:
+    """The complete version with fingerprint ``print_``; deletes incomplete ones it finds."""
+    try:
+        found = client.search_model_versions(
+            f"name = '{name}' and tags.`{FINGERPRINT}` = '{print_}'"
+        )
+    except MlflowException:
+        return None
+    complete = None
+    for version in found:
+        if version.tags.get(COMPLETE) == "true":
+            complete = complete or version
+        else:  # left behind by a crash between create and complete: start over
+            client.delete_model_version(name, version.version)
+    return complete
+
+
+def register(
+    client: MlflowClient,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    ownership: Ownership,
+    lineage: dict[str, str],
+    print_: str,
+    description: str = "",
+) -> tuple[ModelVersion, bool]:
+    """Register ``model_uri`` as a version of ``name``, or return the existing equal version.
+
+    Returns:
+        (version, created): ``created`` is False when the same inputs were registered before.
+    """
+    existing = find_version(client, name, print_)
+    if existing is not None:
+        return existing, False
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, tags=ownership.tags(), description=description)
+    tags = {**ownership.tags(), **lineage, FINGERPRINT: print_}
+    version = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=tags, description=description
+    )
+    _wait_ready(client, name, version.version)
+    client.set_model_version_tag(name, version.version, COMPLETE, "true")
+    return client.get_model_version(name, version.version), True
+
+
+def _wait_ready(client: MlflowClient, name: str, version: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while client.get_model_version(name, version).status == "PENDING_REGISTRATION":
+        if time.monotonic() > deadline:
+            raise ShipyardError(f"model {name} version {version} did not become ready in MLflow")
+        time.sleep(0.1)
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version behind ``alias``, or None when the alias is not set."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
