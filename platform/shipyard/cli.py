@@ -24,6 +24,7 @@ from typer.exceptions import TyperException
 from shipyard import __version__
 from shipyard.commands import data as data_commands
 from shipyard.commands import features as feature_commands
+from shipyard.commands import pipeline as pipeline_commands
 from shipyard.commands.refresh import refresh_command
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import Settings, config_file_path, load_settings
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 app.add_typer(data_commands.app, name="data")
 app.add_typer(feature_commands.app, name="features")
+app.add_typer(pipeline_commands.app, name="pipeline")
 app.command("refresh")(refresh_command)
 out = Console()
 err = Console(stderr=True)

@@ -22,7 +22,12 @@ from shipyard.data.offline_source import (
     write_manifest,
     write_transactions,
 )
-from shipyard.data.quality import DataValidationError, transactions_schema, validate
+from shipyard.data.quality import (
+    DataValidationError,
+    ValidationReport,
+    transactions_schema,
+    validate,
+)
 from shipyard.settings import PII_COLUMNS, Settings
 from shipyard.stack.layout import StateLayout
 
@@ -49,6 +54,64 @@ def drop_redeliveries(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return kept, frame.height - kept.height
 
 
+def load_raw(raw: Path) -> tuple[pl.DataFrame, dict, int, int]:
+    """The raw data set without redeliveries: (frame, manifest, rows read, redeliveries)."""
+    source = read_manifest(raw)
+    frame = read_transactions(raw)
+    rows_in = frame.height
+    frame, redeliveries = drop_redeliveries(frame)
+    return frame, source, rows_in, redeliveries
+
+
+def check(settings: Settings, frame: pl.DataFrame, what: str, as_of: datetime) -> ValidationReport:
+    """Run the quality gate on raw ``frame``; raises DataValidationError when a rule breaks."""
+    present_pii = {c: settings.pii.columns[c] for c in PII_COLUMNS if c in frame.columns}
+    schema = transactions_schema(
+        as_of=as_of,
+        max_age=timedelta(hours=settings.data.max_age_h),
+        max_amount=settings.data.max_amount,
+        pii_columns=present_pii,
+    )
+    report = validate(frame, schema)
+    if not report.ok:
+        raise DataValidationError(what, report)
+    return report
+
+
+def redact_and_write(
+    settings: Settings,
+    frame: pl.DataFrame,
+    out: Path,
+    source: dict,
+    source_path: Path,
+    rows_in: int,
+    redeliveries: int,
+    as_of: datetime,
+) -> PrepareResult:
+    """Redact validated ``frame`` and replace the clean data set ``out`` atomically."""
+    layout = StateLayout(settings.state_dir)
+    clean = pii.redact(frame, settings.pii.columns, pii.pii_key(settings, layout.secrets))
+    manifest = {
+        "kind": "clean",
+        "rows": clean.height,
+        "rows_in": rows_in,
+        "redeliveries_dropped": redeliveries,
+        "source": {"path": str(source_path), "digest": source.get("digest")},
+        "validated_as_of": as_of.isoformat(),
+        "pii_policy": settings.pii.columns,
+        "columns": clean.columns,
+        "event_time_range": [
+            clean.get_column("event_timestamp").min().isoformat(),
+            clean.get_column("event_timestamp").max().isoformat(),
+        ],
+    }
+    with atomic_folder(out, overwrite=True) as staging:
+        write_transactions(clean.to_arrow(), staging / "transactions")
+        manifest["digest"] = content_digest(staging)
+        write_manifest(staging, manifest)
+    return PrepareResult(rows_in, redeliveries, clean.height, manifest)
+
+
 def prepare(
     settings: Settings,
     raw: Path | None = None,
@@ -66,39 +129,6 @@ def prepare(
     raw = raw or layout.raw_data
     out = out or layout.clean_data
     as_of = as_of or datetime.now(UTC)
-    source = read_manifest(raw)
-    frame = read_transactions(raw)
-    rows_in = frame.height
-    frame, redeliveries = drop_redeliveries(frame)
-
-    present_pii = {c: settings.pii.columns[c] for c in PII_COLUMNS if c in frame.columns}
-    schema = transactions_schema(
-        as_of=as_of,
-        max_age=timedelta(hours=settings.data.max_age_h),
-        max_amount=settings.data.max_amount,
-        pii_columns=present_pii,
-    )
-    report = validate(frame, schema)
-    if not report.ok:
-        raise DataValidationError(f"raw data {raw}", report)
-
-    clean = pii.redact(frame, settings.pii.columns, pii.pii_key(settings, layout.secrets))
-    manifest = {
-        "kind": "clean",
-        "rows": clean.height,
-        "rows_in": rows_in,
-        "redeliveries_dropped": redeliveries,
-        "source": {"path": str(raw), "digest": source.get("digest")},
-        "validated_as_of": as_of.isoformat(),
-        "pii_policy": settings.pii.columns,
-        "columns": clean.columns,
-        "event_time_range": [
-            clean.get_column("event_timestamp").min().isoformat(),
-            clean.get_column("event_timestamp").max().isoformat(),
-        ],
-    }
-    with atomic_folder(out, overwrite=True) as staging:
-        write_transactions(clean.to_arrow(), staging / "transactions")
-        manifest["digest"] = content_digest(staging)
-        write_manifest(staging, manifest)
-    return PrepareResult(rows_in, redeliveries, clean.height, manifest)
+    frame, source, rows_in, redeliveries = load_raw(raw)
+    check(settings, frame, f"raw data {raw}", as_of)
+    return redact_and_write(settings, frame, out, source, raw, rows_in, redeliveries, as_of)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -26,13 +26,12 @@ from shipyard.data.offline_source import (
     read_transactions,
     write_manifest,
 )
-from shipyard.data.prepare import drop_redeliveries
-from shipyard.data.quality import DataValidationError, transactions_schema, validate
+from shipyard.data.prepare import check, drop_redeliveries
 from shipyard.errors import ShipyardError
 from shipyard.features.catalog import CUSTOMER
 from shipyard.features.job import events_for_features
 from shipyard.features.windows import change_points
-from shipyard.settings import PII_COLUMNS, Settings
+from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
 
 PUSH_SOURCE = f"{CUSTOMER.view}_push"
@@ -91,16 +90,7 @@ def push_events(
     clean_dir = layout.clean_data
     manifest = read_manifest(clean_dir)
     events, _ = drop_redeliveries(events)
-    present_pii = {c: settings.pii.columns[c] for c in PII_COLUMNS if c in events.columns}
-    schema = transactions_schema(
-        as_of=now,
-        max_age=timedelta(hours=settings.data.max_age_h),
-        max_amount=settings.data.max_amount,
-        pii_columns=present_pii,
-    )
-    report = validate(events, schema)
-    if not report.ok:
-        raise DataValidationError("pushed events", report)
+    check(settings, events, "pushed events", now)
     clean = pii.redact(events, settings.pii.columns, pii.pii_key(settings, layout.secrets))
     clean = clean.select(manifest["columns"]) if "columns" in manifest else clean
 

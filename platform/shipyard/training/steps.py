@@ -1,0 +1,369 @@
+"""The training pipeline's steps as plain functions over paths and values.
+
+Each KFP component (``pipelines/components.py``) is a thin wrapper around one function here, so
+every step runs, and is tested, without KFP. Steps are idempotent: re-running one with the same
+inputs replaces its outputs atomically or finds the result it already produced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from shipyard import __version__
+from shipyard.data.offline_source import content_digest, read_manifest
+from shipyard.errors import ShipyardError
+from shipyard.settings import Settings
+from shipyard.stack.layout import StateLayout
+
+MODEL_FILE = "model.txt"
+SLICE_COLUMNS = ("merchant_category", "channel")
+
+
+def code_version() -> str:
+    """The package version and, in a checkout, the commit: a model names the code it came from."""
+    named = os.environ.get("SHIPYARD_CODE_VERSION")
+    if named:
+        return named
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+        ).stdout.strip()
+        return f"{__version__}+{commit}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+# --- ingest, validate, redact --------------------------------------------------------------
+
+
+def ingest(raw: Path) -> dict:
+    """Check the raw data set is complete and unchanged since it was written; its lineage."""
+    manifest = read_manifest(raw)
+    digest = content_digest(raw)
+    if manifest.get("digest") != digest:
+        raise ShipyardError(
+            f"{raw} changed after it was written (digest {digest} != manifest "
+            f"{manifest.get('digest')}): regenerate it or restore the original files"
+        )
+    return {"path": str(raw), "digest": digest, "rows": manifest.get("rows")}
+
+
+def validate(settings: Settings, raw: Path, as_of: datetime) -> str:
+    """The quality gate on the raw data; returns the report (markdown), raises if it fails."""
+    from shipyard.data.prepare import check, load_raw
+
+    frame, _, rows_in, redeliveries = load_raw(raw)
+    report = check(settings, frame, f"raw data {raw}", as_of)
+    return (
+        f"# Data validation\n\n* raw rows: {rows_in:,}\n* redeliveries dropped: {redeliveries:,}\n"
+        f"* validated as of: {as_of.isoformat()}\n* result: {report.summary()}\n"
+    )
+
+
+def redact(settings: Settings, raw: Path, out: Path, as_of: datetime) -> dict:
+    """Validated raw data -> the clean data set in ``out`` (PII dropped or tokenized)."""
+    from shipyard.data.prepare import prepare
+
+    return prepare(settings, raw=raw, out=out, as_of=as_of).manifest
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+def training_set(settings: Settings, clean: Path, service: str, out: Path) -> dict:
+    """Feature tables from ``clean`` (into the feature store), then the point-in-time set."""
+    from shipyard.features import store as feature_store
+    from shipyard.features.job import build_feature_tables
+    from shipyard.features.training import build_training_set
+
+    layout = StateLayout(settings.state_dir)
+    build_feature_tables(clean, layout.feature_tables)
+    feature_store.apply(settings)
+    result = build_training_set(
+        feature_store.open_store(settings), service, clean, layout.feature_tables, out
+    )
+    return result.manifest
+
+
+def load_training_set(folder: Path) -> tuple[pl.DataFrame, dict]:
+    return pl.read_parquet(folder / "data.parquet"), read_manifest(folder)
+
+
+# --- train, evaluate, gate -----------------------------------------------------------------
+
+
+def train(
+    settings: Settings,
+    training_dir: Path,
+    params: dict,
+    model_dir: Path,
+    experiment: str,
+    pipeline_run: str,
+) -> str:
+    """Train on the earlier part of the window; log params, model and lineage to MLflow.
+
+    Returns the MLflow run id.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from shipyard.features.encoding import encode_frame, input_names
+    from shipyard.training.model import HyperParameters, predict, time_split
+    from shipyard.training.model import train as fit
+
+    hyper = HyperParameters(**params)
+    frame, manifest = load_training_set(training_dir)
+    service = manifest["feature_service"]
+    names = input_names(service)
+    train_rows, _ = time_split(frame)
+    x = encode_frame(train_rows, service)
+    y = train_rows.get_column("is_fraud").to_numpy()
+    booster = fit(x, y, names, hyper)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(model_dir / MODEL_FILE))
+
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"train-{pipeline_run}") as run:
+        mlflow.log_params(hyper.as_dict())
+        mlflow.set_tags(
+            {
+                "feature_service": service,
+                "dataset_digest": manifest["digest"],
+                "clean_data_digest": str(manifest.get("clean_data_digest")),
+                "pipeline_run_id": pipeline_run,
+                "code_version": code_version(),
+            }
+        )
+        mlflow.log_metrics({"train_rows": float(len(y)), "train_positives": float(y.sum())})
+        example = pl.DataFrame(x[:5], schema=names, orient="row").to_pandas()
+        mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            signature=infer_signature(example, predict(booster, x[:5])),
+            input_example=example,
+            # Explicit requirements: inferring them costs seconds and guesses.
+            pip_requirements=_pinned("lightgbm", "numpy", "pandas", "scikit-learn"),
+        )
+        return run.info.run_id
+
+
+def _pinned(*packages: str) -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+def evaluate(
+    settings: Settings, training_dir: Path, model_dir: Path, run_id: str, model_name: str, out: Path
+) -> dict:
+    """Metrics, slices and plots of the candidate on the holdout, and of the champion on the same
+    rows (with its own feature service); everything logged to the candidate's MLflow run."""
+    import lightgbm as lgb
+    import mlflow
+
+    from shipyard.features.encoding import encode_frame
+    from shipyard.training.evaluation import evaluate as measure
+    from shipyard.training.evaluation import plot
+    from shipyard.training.model import predict, time_split
+
+    frame, manifest = load_training_set(training_dir)
+    _, holdout = time_split(frame)
+    y = holdout.get_column("is_fraud").to_numpy()
+    slices = {c: holdout.get_column(c).cast(pl.String).to_numpy() for c in SLICE_COLUMNS}
+    booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
+    scores = predict(booster, encode_frame(holdout, manifest["feature_service"]))
+    candidate = measure(y, scores, slices)
+    champion, champion_version = _champion_evaluation(settings, model_name, holdout, y, slices)
+
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot(y, scores, out / "plots")
+    result = {
+        "candidate": candidate.as_dict(),
+        "champion": champion.as_dict() if champion else None,
+        "champion_version": champion_version,
+        "holdout_rows": len(y),
+    }
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"holdout.{k}": v for k, v in candidate.flat_metrics().items()})
+        for path in plots:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        mlflow.log_dict(result, "evaluation.json")
+    return result
+
+
+def _champion_evaluation(
+    settings: Settings, model_name: str, holdout: pl.DataFrame, y: np.ndarray, slices: dict
+) -> tuple[object | None, str | None]:
+    """The champion's metrics on the same holdout rows, if there is a champion."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from shipyard.features import store as feature_store
+    from shipyard.features.encoding import encode_frame
+    from shipyard.features.training import CONTEXT_COLUMNS, LABEL, point_in_time_join, service_plan
+    from shipyard.training.evaluation import evaluate as measure
+    from shipyard.training.registry import CHAMPION, alias_version
+
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    client = MlflowClient()
+    version = alias_version(client, model_name, CHAMPION)
+    if version is None:
+        return None, None
+    service = version.tags.get("feature_service")
+    if not service:
+        raise ShipyardError(f"champion {model_name} v{version.version} has no feature_service tag")
+    joins, on_demand = service_plan(feature_store.open_store(settings), service)
+    rows = point_in_time_join(holdout.select(*CONTEXT_COLUMNS, LABEL), joins, on_demand)
+    model = mlflow.lightgbm.load_model(f"models:/{model_name}@{CHAMPION}")
+    scores = np.asarray(model.predict(encode_frame(rows, service)), dtype=np.float64)
+    return measure(y, scores, slices), version.version
+
+
+def gate(evaluation: dict, policy: dict, run_id: str, settings: Settings) -> dict:
+    """Judge the candidate against the champion; log the decision and its reasons to MLflow."""
+    import mlflow
+
+    from shipyard.training.evaluation import Evaluation, SliceMetrics
+    from shipyard.training.gate import GatePolicy, judge
+
+    def load(data: dict | None) -> Evaluation | None:
+        if data is None:
+            return None
+        slices = {
+            column: {value: SliceMetrics(**m) for value, m in values.items()}
+            for column, values in data["slices"].items()
+        }
+        return Evaluation(**{**data, "slices": slices})
+
+    decision = judge(
+        load(evaluation["candidate"]), load(evaluation["champion"]), GatePolicy(**policy)
+    )
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags(
+            {
+                "gate": "passed" if decision.passed else "refused",
+                "gate.reason": decision.summary()[:5000],
+            }
+        )
+    return {"passed": decision.passed, "reasons": decision.reasons, "summary": decision.summary()}
+
+
+# --- register, export, alias ---------------------------------------------------------------
+
+
+def register(
+    settings: Settings,
+    run_id: str,
+    model_name: str,
+    owner: str,
+    team: str,
+    on_call: str,
+    training_dir: Path,
+    evaluation: dict,
+    params: dict,
+    pipeline_run: str,
+) -> dict:
+    """Register the run's model with owner, lineage and a model card; idempotent."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from shipyard.training.model_card import model_card
+    from shipyard.training.registry import Ownership, fingerprint
+    from shipyard.training.registry import register as register_version
+
+    ownership = Ownership(owner, team, on_call)
+    _, manifest = load_training_set(training_dir)
+    code = code_version()
+    print_ = fingerprint(manifest["digest"], manifest["feature_service"], params, code)
+    card = model_card(model_name, ownership, manifest, evaluation, params, code)
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    client = MlflowClient()
+    client.log_text(run_id, card, "model_card.md")
+    lineage = {
+        "dataset_digest": manifest["digest"],
+        "clean_data_digest": str(manifest.get("clean_data_digest")),
+        "feature_service": manifest["feature_service"],
+        "pipeline_run_id": pipeline_run,
+        "code_version": code,
+        "data_window": " .. ".join(manifest["event_time_range"]),
+    }
+    version, created = register_version(
+        client,
+        model_name,
+        f"runs:/{run_id}/model",
+        run_id,
+        ownership,
+        lineage,
+        print_,
+        description=card.splitlines()[0].lstrip("# "),
+    )
+    return {"version": version.version, "created": created, "fingerprint": print_}
+
+
+def export(
+    settings: Settings, model_name: str, version: str, model_dir: Path, training_dir: Path
+) -> dict:
+    """ONNX with a parity check on the holdout, into Triton's repository and MLflow."""
+    import lightgbm as lgb
+    from mlflow import MlflowClient
+
+    from shipyard.features.encoding import encode_frame, input_names
+    from shipyard.training.export import check_parity, to_onnx, write_triton_entry
+    from shipyard.training.model import predict, time_split
+
+    frame, manifest = load_training_set(training_dir)
+    service = manifest["feature_service"]
+    _, holdout = time_split(frame)
+    x = encode_frame(holdout, service)
+    booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
+    onnx_model = to_onnx(booster, len(input_names(service)))
+    difference = check_parity(onnx_model, predict(booster, x), x)
+    layout = StateLayout(settings.state_dir)
+    entry = write_triton_entry(
+        layout.triton_models, model_name, int(version), onnx_model, len(input_names(service))
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    client = MlflowClient()
+    details = client.get_model_version(model_name, version)
+    client.log_text(details.run_id, json.dumps(input_names(service)), "onnx/inputs.json")
+    (model_dir / "model.onnx").write_bytes(onnx_model)
+    client.log_artifact(details.run_id, str(model_dir / "model.onnx"), "onnx")
+    client.set_model_version_tag(
+        model_name, version, "onnx_parity_max_abs_diff", f"{difference:.3e}"
+    )
+    return {"triton_entry": str(entry.path), "version": entry.version, "parity": difference}
+
+
+def mark_challenger(settings: Settings, model_name: str, version: str) -> dict:
+    """Point ``challenger`` at ``version``; with no champion yet (bootstrap), it is champion too."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from shipyard.training.registry import CHALLENGER, CHAMPION, alias_version
+
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    client = MlflowClient()
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    aliases = [CHALLENGER]
+    if alias_version(client, model_name, CHAMPION) is None:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+        aliases.append(CHAMPION)
+    return {"version": version, "aliases": aliases}
