@@ -39,6 +39,9 @@ test-integration: install ## Run the integration tests (real servers on loopback
 test-e2e: install ## Run the end-to-end tests (the whole platform through the CLI)
 	@$(PYTEST) tests/e2e
 
+pipelines: install ## Recompile the KFP pipeline to its golden IR YAML (tests/golden/)
+	@$(SHIPYARD) pipeline compile training --out tests/golden/training_pipeline.yaml
+
 lint: install ## Check style and common mistakes (ruff)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
