@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,9 @@ def _run_local(settings, layout: StateLayout, pipeline, arguments: dict) -> None
     os.environ.update(settings.to_env())
     root = layout.root / "pipelines"
     root.mkdir(parents=True, exist_ok=True)
+    # Steps run in this environment, which is what the pinned image holds: KFP's warning about a
+    # non-Python base image does not apply.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     began = time.perf_counter()
     try:

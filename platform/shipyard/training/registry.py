@@ -109,8 +109,10 @@ def register(
     except MlflowException:
         client.create_registered_model(name, tags=ownership.tags(), description=description)
     tags = {**ownership.tags(), **lineage, FINGERPRINT: print_}
+    # MLflow 3 logged models ("models:/<model_id>") are registered by id, not by a run path.
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     version = client.create_model_version(
-        name, model_uri, run_id=run_id, tags=tags, description=description
+        name, model_uri, run_id=run_id, tags=tags, description=description, model_id=model_id
     )
     _wait_ready(client, name, version.version)
     client.set_model_version_tag(name, version.version, COMPLETE, "true")

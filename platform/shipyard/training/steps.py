@@ -23,6 +23,7 @@ from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
 
 MODEL_FILE = "model.txt"
+MODEL_URI_TAG = "shipyard.model_uri"
 SLICE_COLUMNS = ("merchant_category", "channel")
 
 
@@ -149,7 +150,7 @@ def train(
         )
         mlflow.log_metrics({"train_rows": float(len(y)), "train_positives": float(y.sum())})
         example = pl.DataFrame(x[:5], schema=names, orient="row").to_pandas()
-        mlflow.lightgbm.log_model(
+        info = mlflow.lightgbm.log_model(
             booster,
             name="model",
             signature=infer_signature(example, predict(booster, x[:5])),
@@ -157,6 +158,8 @@ def train(
             # Explicit requirements: inferring them costs seconds and guesses.
             pip_requirements=_pinned("lightgbm", "numpy", "pandas", "scikit-learn"),
         )
+        # MLflow 3 keeps logged models apart from run artifacts: remember where this one is.
+        mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         return run.info.run_id
 
 
@@ -303,10 +306,13 @@ def register(
         "code_version": code,
         "data_window": " .. ".join(manifest["event_time_range"]),
     }
+    model_uri = client.get_run(run_id).data.tags.get(MODEL_URI_TAG)
+    if not model_uri:
+        raise ShipyardError(f"MLflow run {run_id} logged no model: re-run the train step")
     version, created = register_version(
         client,
         model_name,
-        f"runs:/{run_id}/model",
+        model_uri,
         run_id,
         ownership,
         lineage,
