@@ -10,9 +10,11 @@ shipyard=${SHIPYARD:-.venv/bin/shipyard}
 case "$cluster" in
 "")
     "$shipyard" up
-    # The main job: data -> validated, redacted events -> features -> Feast online store.
-    # The training pipeline and the served model join here as those capabilities land.
+    # The main job: data -> validated, redacted events -> features -> Feast online store, then
+    # the training pipeline once, so that the platform starts with a champion model.
     "$shipyard" refresh
+    "$shipyard" pipeline run training --local --unless-champion \
+        --owner "${SHIPYARD_OWNER:-${USER:-platform}}" --team "${SHIPYARD_TEAM:-platform}"
     ;;
 kind | gke)
     if [ ! -d "terraform/envs/$cluster" ]; then

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from shipyard.errors import ConfigError, ShipyardError, StackNotRunningError
-from shipyard.settings import load_settings
+from shipyard.settings import Settings, load_settings
 from shipyard.stack.layout import StateLayout
 
 app = typer.Typer(
@@ -91,6 +91,13 @@ def run_command(
         float, typer.Option(help="Gate: largest ROC-AUC drop allowed against the champion.")
     ] = 0.01,
     min_slice_auc: Annotated[float, typer.Option(help="Gate: ROC-AUC floor of every slice.")] = 0.6,
+    unless_champion: Annotated[
+        bool,
+        typer.Option(
+            "--unless-champion",
+            help="Do nothing when the model already has a champion (bootstrap).",
+        ),
+    ] = False,
 ) -> None:
     """Train, evaluate, gate, register, export and mark the challenger.
 
@@ -124,13 +131,31 @@ def run_command(
         "min_slice_auc": min_slice_auc,
     }
     pipeline = _pipeline(name)
+    champion = _champion(settings, model_name) if unless_champion and not host else None
+    if champion is not None:
+        out.print(f"{model_name} already has a champion (v{champion}); nothing to train.")
+        return
     if host:
         _submit(host, pipeline, arguments)
         return
     _run_local(settings, layout, pipeline, arguments)
 
 
-def _run_local(settings, layout: StateLayout, pipeline, arguments: dict) -> None:
+def _champion(settings: Settings, model_name: str) -> str | None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from shipyard.stack.probes import HttpProbe
+    from shipyard.training.registry import CHAMPION, alias_version
+
+    if not HttpProbe(settings.ports.mlflow, "/health")():
+        raise StackNotRunningError("MLflow is not reachable: start the platform with `shipyard up`")
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    version = alias_version(MlflowClient(), model_name, CHAMPION)
+    return version.version if version else None
+
+
+def _run_local(settings: Settings, layout: StateLayout, pipeline, arguments: dict) -> None:
     from kfp import local
 
     from shipyard.stack.probes import HttpProbe
@@ -153,7 +178,7 @@ def _run_local(settings, layout: StateLayout, pipeline, arguments: dict) -> None
     _report(settings, arguments, time.perf_counter() - began)
 
 
-def _report(settings, arguments: dict, seconds: float) -> None:
+def _report(settings: Settings, arguments: dict, seconds: float) -> None:
     import mlflow
     from mlflow import MlflowClient
 
