@@ -42,6 +42,10 @@ test-e2e: install ## Run the end-to-end tests (the whole platform through the CL
 pipelines: install ## Recompile the KFP pipeline to its golden IR YAML (tests/golden/)
 	@$(SHIPYARD) pipeline compile training --out tests/golden/training_pipeline.yaml
 
+image: ## Build the container image the pipeline steps run in (needs a Docker engine)
+	@command -v docker >/dev/null || { echo "error: make image needs docker; this machine has none" >&2; exit 2; }
+	docker build -t ghcr.io/shipyard-mlops/shipyard:$$($(VENV)/bin/python -c 'import shipyard; print(shipyard.__version__)') .
+
 lint: install ## Check style and common mistakes (ruff)
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

@@ -137,3 +137,14 @@ def _check_triton_serves_it(settings: Settings, version: object) -> None:
     result = client.infer(MODEL, [request], model_version=str(version.version))
     served = result.as_numpy("probability")[:, 0]
     assert np.max(np.abs(served - native)) <= 1e-5
+
+
+def test_submission_to_an_unreachable_cluster_fails_clearly(tmp_path: Path) -> None:
+    env = {**os.environ, **isolated_settings(tmp_path / "state").to_env()}
+    result = shipyard(
+        env, "pipeline", "run", "training", "--host", "http://127.0.0.1:9", *OWNER, timeout_s=120
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "could not submit to http://127.0.0.1:9" in result.stderr
+    both = shipyard(env, "pipeline", "run", "training", *OWNER)
+    assert both.returncode == 2 and "choose where to run" in both.stderr

@@ -154,3 +154,25 @@ def test_triton_entry_has_python_gpu_and_cpu_configs(trained: tuple, tmp_path: P
     for config in (local, gpu, cpu):
         assert f"dims: [ {x.shape[1]} ]" in config and 'name: "fraud"' in config
     assert not list(entry.path.glob(".*partial"))
+
+
+def test_triton_configs_parse_as_model_configs(trained: tuple, tmp_path: Path) -> None:
+    """Every generated config is a valid Triton ModelConfig (the protobuf Triton itself parses)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    booster, x, _ = trained
+    entry = write_triton_entry(tmp_path, "fraud", 1, to_onnx(booster, x.shape[1]), x.shape[1])
+    kinds = {}
+    for path in [entry.path / "config.pbtxt", *sorted((entry.path / "configs").iterdir())]:
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        kinds[path.stem] = (
+            config.backend,
+            model_config_pb2.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind),
+        )
+        assert config.input[0].dims == [x.shape[1]] and config.output[0].dims == [1]
+    assert kinds == {
+        "config": ("python", "KIND_CPU"),
+        "cpu": ("onnxruntime", "KIND_CPU"),
+        "gpu": ("onnxruntime", "KIND_GPU"),
+    }

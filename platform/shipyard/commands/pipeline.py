@@ -203,6 +203,7 @@ def _report(settings: Settings, arguments: dict, seconds: float) -> None:
 def _submit(host: str, pipeline, arguments: dict) -> None:
     import kfp
 
+    warnings.filterwarnings("ignore", module="kfp")  # credential notices, not the user's concern
     try:
         client = kfp.Client(host=host)
         run = client.create_run_from_pipeline_func(pipeline, arguments=arguments)
