@@ -36,3 +36,20 @@ def test_make_help_lists_every_target_with_a_description() -> None:
     ).stdout
     listed = {line.split()[0] for line in shown.splitlines() if line.strip()}
     assert listed == targets
+
+
+def test_every_package_is_installed() -> None:
+    """A package missing from pyproject's list works in a checkout and breaks in the image."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(("shipyard", *p.parent.relative_to(ROOT / "platform" / "shipyard").parts)).rstrip(
+            "."
+        )
+        for p in (ROOT / "platform" / "shipyard").rglob("__init__.py")
+    }
+    found |= {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert found == listed
