@@ -35,7 +35,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
     try:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         config = SyntheticConfig(
-            rows=30_000, start=today - timedelta(days=10), days=10, seed=3, late_fraction=0.01
+            rows=20_000, start=today - timedelta(days=10), days=10, seed=3, late_fraction=0.01
         )
         write_offline_source(generate(config), config, StateLayout(settings.state_dir).raw_data)
         yield settings, {**os.environ, **settings.to_env()}
@@ -51,6 +51,7 @@ def versions(settings: Settings) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # three pipeline runs of ~90 s each, more on a loaded machine
 def test_training_pipeline_end_to_end(platform: tuple[Settings, dict]) -> None:
     settings, env = platform
 

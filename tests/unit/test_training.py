@@ -176,3 +176,23 @@ def test_triton_configs_parse_as_model_configs(trained: tuple, tmp_path: Path) -
         "cpu": ("onnxruntime", "KIND_CPU"),
         "gpu": ("onnxruntime", "KIND_GPU"),
     }
+
+
+def test_float32_thresholds_make_onnx_exact_without_changing_the_model() -> None:
+    """Plain LightGBM thresholds sit between float32 values and ONNX rounds them: scores move.
+    Rounding them down keeps every native score and makes the export exact."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(5)
+    # Values one float32 step apart, as dense real features have: a split between two of them
+    # lies between adjacent float32 numbers, so rounding the threshold lands on one of them.
+    ladder = np.float32(3.7) + np.arange(8, dtype=np.float32) * np.spacing(np.float32(3.7))
+    x = rng.choice(ladder, (20_000, 6)).astype(np.float32)
+    y = ((x[:, 0] > ladder[3]) ^ (rng.random(len(x)) < 0.1)).astype(int)
+    params = HyperParameters(n_estimators=20)
+    plain = lgb.train(params.lightgbm(), lgb.Dataset(x, label=y), num_boost_round=20)
+    ours = train(x, y, [f"f{i}" for i in range(6)], params)
+    np.testing.assert_array_equal(predict(plain, x), predict(ours, x))
+    with pytest.raises(ParityError):
+        check_parity(to_onnx(plain, 6), predict(plain, x), x)
+    assert check_parity(to_onnx(ours, 6), predict(ours, x), x) <= 1e-5

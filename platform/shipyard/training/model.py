@@ -72,9 +72,38 @@ def time_split(
 
 
 def train(x: np.ndarray, y: np.ndarray, names: list[str], params: HyperParameters) -> lgb.Booster:
-    """A binary LightGBM booster on float32 inputs named ``names``."""
+    """A binary LightGBM booster on float32 inputs named ``names``, with float32-exact splits."""
     data = lgb.Dataset(x, label=y, feature_name=names, free_raw_data=True)
-    return lgb.train(params.lightgbm(), data, num_boost_round=params.n_estimators)
+    return float32_thresholds(
+        lgb.train(params.lightgbm(), data, num_boost_round=params.n_estimators)
+    )
+
+
+def float32_thresholds(booster: lgb.Booster) -> lgb.Booster:
+    """The same booster with every split threshold rounded down to a float32 value.
+
+    LightGBM keeps thresholds as doubles halfway between two training values; ONNX tree
+    ensembles (and Triton) hold them as float32. A float32 input equal to the training value just
+    above a threshold goes right natively but left in ONNX when the threshold rounds up to it —
+    enough to move scores by 1e-4 on a million rows. Rounding each threshold *down* to the
+    nearest float32 changes no native decision on float32 inputs (no float32 lies between the
+    two) and makes the ONNX graph take exactly the native path.
+    """
+    # tree_sizes= gives each tree's byte length; rewritten numbers change it, and LightGBM
+    # parses trees one after another without it.
+    lines = [
+        line
+        for line in booster.model_to_string().splitlines()
+        if not line.startswith("tree_sizes=")
+    ]
+    for i, line in enumerate(lines):
+        if line.startswith("threshold="):
+            values = np.array(line.removeprefix("threshold=").split(), dtype=np.float64)
+            down = values.astype(np.float32)
+            up = down.astype(np.float64) > values
+            down[up] = np.nextafter(down[up], np.float32(-np.inf))
+            lines[i] = "threshold=" + " ".join(repr(float(v)) for v in down)
+    return lgb.Booster(model_str="\n".join(lines) + "\n")
 
 
 def predict(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
