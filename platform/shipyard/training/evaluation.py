@@ -6,13 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
+# scikit-learn is imported where metrics are computed: the gate step only needs the data
+# classes, and it runs in a fresh process where an import costs seconds.
 CALIBRATION_BINS = 10
 
 
@@ -55,6 +51,8 @@ class Evaluation:
 
 def evaluate(y: np.ndarray, scores: np.ndarray, slices: dict[str, np.ndarray]) -> Evaluation:
     """Metrics of ``scores`` against labels ``y``, overall and per value of each slice column."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     if len(np.unique(y)) < 2:
         raise ValueError("the holdout holds a single class: widen the data window")
     per_slice: dict[str, dict[str, SliceMetrics]] = {}
@@ -91,6 +89,12 @@ def _ece(y: np.ndarray, scores: np.ndarray) -> float:
 def plot(y: np.ndarray, scores: np.ndarray, out: Path) -> list[Path]:
     """ROC, precision-recall and calibration plots as PNG files in ``out``."""
     import matplotlib
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -238,11 +238,10 @@ def _champion_evaluation(
 
 
 def gate(evaluation: dict, policy: dict, run_id: str, settings: Settings) -> dict:
-    """Judge the candidate against the champion; log the decision and its reasons to MLflow."""
-    import mlflow
-
+    """Judge the candidate against the champion; record the decision and reasons on the run."""
     from shipyard.training.evaluation import Evaluation, SliceMetrics
     from shipyard.training.gate import GatePolicy, judge
+    from shipyard.training.tracking import MlflowRest
 
     def load(data: dict | None) -> Evaluation | None:
         if data is None:
@@ -256,14 +255,13 @@ def gate(evaluation: dict, policy: dict, run_id: str, settings: Settings) -> dic
     decision = judge(
         load(evaluation["candidate"]), load(evaluation["champion"]), GatePolicy(**policy)
     )
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags(
-            {
-                "gate": "passed" if decision.passed else "refused",
-                "gate.reason": decision.summary()[:5000],
-            }
-        )
+    MlflowRest(settings.url("mlflow")).set_run_tags(
+        run_id,
+        {
+            "gate": "passed" if decision.passed else "refused",
+            "gate.reason": decision.summary()[:5000],
+        },
+    )
     return {"passed": decision.passed, "reasons": decision.reasons, "summary": decision.summary()}
 
 
@@ -360,16 +358,13 @@ def export(
 
 def mark_challenger(settings: Settings, model_name: str, version: str) -> dict:
     """Point ``challenger`` at ``version``; with no champion yet (bootstrap), it is champion too."""
-    import mlflow
-    from mlflow import MlflowClient
+    from shipyard.training.registry import CHALLENGER, CHAMPION
+    from shipyard.training.tracking import MlflowRest
 
-    from shipyard.training.registry import CHALLENGER, CHAMPION, alias_version
-
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    client = MlflowClient()
-    client.set_registered_model_alias(model_name, CHALLENGER, version)
+    tracking = MlflowRest(settings.url("mlflow"))
+    tracking.set_alias(model_name, CHALLENGER, version)
     aliases = [CHALLENGER]
-    if alias_version(client, model_name, CHAMPION) is None:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
+    if tracking.alias_version(model_name, CHAMPION) is None:
+        tracking.set_alias(model_name, CHAMPION, version)
         aliases.append(CHAMPION)
     return {"version": version, "aliases": aliases}
