@@ -697,6 +697,24 @@ def render_diagnostics(diagnostics: dict, summary: dict, repeats: int) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str:
+    """The checkout's commit, with ``+dirty`` when files differ from it (what was measured)."""
+    here = Path(__file__).parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="transactions to generate")
@@ -776,6 +794,7 @@ def main() -> int:
                 "kfp": version("kfp"),
                 "mlflow": version("mlflow"),
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "commit": _commit(),
             },
             "summary": summary,
             "runs": runs,

@@ -66,3 +66,17 @@ def test_a_crash_before_completion_is_redone(logged: tuple[MlflowClient, str, st
 def test_no_owner_no_registration() -> None:
     with pytest.raises(OwnerRequiredError):
         Ownership("", "fraud-risk")
+
+
+def test_rest_client_sets_tags_and_aliases(logged: tuple[MlflowClient, str, str]) -> None:
+    from shipyard.training.tracking import MlflowRest
+
+    client, run_id, uri = logged
+    version, _ = register(client, "reg-rest", uri, run_id, Ownership("a", "b"), {}, "rest")
+    rest = MlflowRest(client.tracking_uri)
+    assert rest.alias_version("reg-rest", "champion") is None
+    assert rest.alias_version("no-such-model", "champion") is None
+    rest.set_alias("reg-rest", "champion", version.version)
+    assert rest.alias_version("reg-rest", "champion") == version.version
+    rest.set_run_tags(run_id, {"gate": "passed"})
+    assert client.get_run(run_id).data.tags["gate"] == "passed"

@@ -31,7 +31,8 @@ class MlflowRest:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
-            if exc.code == 404:
+            # A missing alias is a 400 INVALID_PARAMETER_VALUE "… not found", not a 404.
+            if exc.code == 404 or "RESOURCE_DOES_NOT_EXIST" in detail or "not found" in detail:
                 raise KeyError(detail) from None
             raise ShipyardError(f"MLflow {method} {path} failed ({exc.code}): {detail}") from None
         except OSError as exc:
