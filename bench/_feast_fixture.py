@@ -19,7 +19,6 @@ import contextlib
 import io
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from feast import FeatureStore
 
 from shipyard.features.store import FEATURE_REPO_ENV, apply, open_store
 from shipyard.settings import Ports, Settings
+from shipyard.stack.probes import free_ports
 
 REAL_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
 VIEW = "customer_b2"
@@ -53,20 +53,6 @@ def is_integer(index: int) -> bool:
 
 def service_name(width: int) -> str:
     return f"b2_{width}"
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports that were free a moment ago (held together while picked)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def isolated_settings(

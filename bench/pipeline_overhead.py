@@ -345,22 +345,12 @@ def say(message: str) -> None:
 
 def isolated_settings(state_dir: Path):
     """Settings with their own state dir and free loopback ports (as tests/conftest.py)."""
-    import socket
-
     from shipyard.settings import Ports, Settings
+    from shipyard.stack.probes import free_ports
 
     names = list(Ports.model_fields)
-    sockets = []
-    try:
-        for _ in names:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        ports = [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-    return Settings(state_dir=state_dir, ports=Ports(**dict(zip(names, ports, strict=True))))
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    return Settings(state_dir=state_dir, ports=Ports(**ports))
 
 
 def write_raw_data(settings, rows: int, seed: int) -> float:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from shipyard.settings import Ports, Settings
+from shipyard.stack.probes import free_ports
+
+__all__ = ["free_ports", "isolated_settings"]
 
 TIERS = ("unit", "integration", "e2e")
 
@@ -19,20 +21,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in TIERS:
             if f"/tests/{tier}/" in str(item.path):
                 item.add_marker(getattr(pytest.mark, tier))
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports that were free a moment ago (held open together while picked)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def isolated_settings(state_dir: Path, **overrides: object) -> Settings:

@@ -34,7 +34,7 @@ def _utc_date(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _window_ending_today(days: int) -> datetime:
+def window_ending_today(days: int) -> datetime:
     # Fresh by default, so the freshness gate of `data prepare` passes on generated data; pass
     # --start for a data set that is the same on every day.
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -89,7 +89,7 @@ def generate_command(
     try:
         config = SyntheticConfig(
             rows=rows,
-            start=_utc_date(start, "--start") or _window_ending_today(days),
+            start=_utc_date(start, "--start") or window_ending_today(days),
             days=days,
             seed=seed,
             fraud_rate=fraud_rate,

@@ -141,27 +141,26 @@ def run_command(
     _run_local(settings, layout, pipeline, arguments)
 
 
-def _champion(settings: Settings, model_name: str) -> str | None:
-    import mlflow
-    from mlflow import MlflowClient
-
+def _require_mlflow(settings: Settings) -> str:
+    """The tracking URL, once MLflow answers; else the one-line "start the platform" error."""
     from shipyard.stack.probes import HttpProbe
-    from shipyard.training.registry import CHAMPION, alias_version
 
     if not HttpProbe(settings.ports.mlflow, "/health")():
         raise StackNotRunningError("MLflow is not reachable: start the platform with `shipyard up`")
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    version = alias_version(MlflowClient(), model_name, CHAMPION)
-    return version.version if version else None
+    return settings.url("mlflow")
+
+
+def _champion(settings: Settings, model_name: str) -> str | None:
+    from shipyard.training.registry import CHAMPION
+    from shipyard.training.tracking import MlflowRest
+
+    return MlflowRest(_require_mlflow(settings)).alias_version(model_name, CHAMPION)
 
 
 def _run_local(settings: Settings, layout: StateLayout, pipeline, arguments: dict) -> None:
     from kfp import local
 
-    from shipyard.stack.probes import HttpProbe
-
-    if not HttpProbe(settings.ports.mlflow, "/health")():
-        raise StackNotRunningError("MLflow is not reachable: start the platform with `shipyard up`")
+    _require_mlflow(settings)
     # Components run as subprocesses: give them exactly these settings.
     os.environ.update(settings.to_env())
     root = layout.root / "pipelines"

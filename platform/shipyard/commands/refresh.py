@@ -8,12 +8,13 @@ interrupted refresh leaves the previous complete state behind.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from shipyard.commands.data import window_ending_today
 from shipyard.settings import load_settings
 from shipyard.stack.layout import StateLayout
 
@@ -46,10 +47,9 @@ def refresh_command(
 
     if not (layout.raw_data / "manifest.json").exists():
         step(f"generating the reference data set ({rows:,} transactions, last 30 days)")
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         config = SyntheticConfig(
             rows=rows,
-            start=today - timedelta(days=30),
+            start=window_ending_today(30),
             days=30,
             late_fraction=0.01,
             duplicate_fraction=0.005,

@@ -21,6 +21,7 @@ from shipyard.data.offline_source import (
     read_transactions,
     write_manifest,
 )
+from shipyard.errors import ShipyardError
 from shipyard.features.catalog import ENTITIES, EntityFeatures
 from shipyard.features.windows import change_points
 
@@ -62,7 +63,10 @@ def build_feature_tables(
     """Compute every entity's feature table from the clean data set and replace ``out``."""
     source = read_manifest(clean_dir)
     if source.get("kind") != "clean":
-        raise_not_clean(clean_dir)
+        raise ShipyardError(
+            f"{clean_dir} is not a clean data set: run `shipyard data prepare` first "
+            "(features are only built from validated, redacted data)"
+        )
     began = time.perf_counter()
     progress(f"reading {clean_dir}")
     events = events_for_features(read_transactions(clean_dir))
@@ -84,12 +88,3 @@ def build_feature_tables(
         }
         write_manifest(staging, manifest)
     return FeatureJobResult(events.height, tables, seconds, manifest)
-
-
-def raise_not_clean(folder: Path) -> None:
-    from shipyard.errors import ShipyardError
-
-    raise ShipyardError(
-        f"{folder} is not a clean data set: run `shipyard data prepare` first "
-        "(features are only built from validated, redacted data)"
-    )
