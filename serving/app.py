@@ -1,4 +1,4 @@
-"""The serving gateway's FastAPI application.
+"""The serving gateway's FastAPI application: routes only; the work is in ``serving.gateway``.
 
 Started by the embedded stack as ``uvicorn serving.app:create_app --factory`` and by the
 Helm chart's gateway Deployment the same way. Probes: ``/healthz`` (the process is alive),
@@ -7,44 +7,201 @@ Helm chart's gateway Deployment the same way. Probes: ``/healthz`` (the process 
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
 
+import orjson
+from fastapi import Depends, FastAPI, Path, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving import errors
+from serving.access import BodyLimit, api_key_header, bearer
+from serving.errors import PREDICT_ERRORS, openapi_responses
+from serving.gateway import Gateway
+from serving.schemas import (
+    Health,
+    ModelDetail,
+    ModelList,
+    PredictRequest,
+    PredictResponse,
+    RouteUpdate,
+)
 from shipyard import __version__
-from shipyard.observability.metrics import gateway_registry
+from shipyard.routing import ModelRoute
 from shipyard.settings import Settings, load_settings
 
+ModelPath = Annotated[
+    str,
+    Path(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Registered model name (lowercase letters, digits, '-' and '_').",
+    ),
+]
 
-class Health(BaseModel):
-    """Probe answer."""
 
-    status: str
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway for these settings (read from the environment when omitted)."""
     settings = settings or load_settings()
-    registry = gateway_registry(__version__, settings.profile)
+    gateway = Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.start()
+        watcher = asyncio.create_task(gateway.router.watch(settings.serving.routing_poll_s))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await gateway.stop()
+
     app = FastAPI(
         title="Shipyard gateway",
         version=__version__,
-        description="Online predictions with features, canary routing and GPU→CPU fallback.",
+        description=(
+            "Online fraud scores with features from Feast, stable/canary routing and a "
+            "GPU → CPU → in-process fallback chain. Every prediction is audited. Errors share "
+            "one body: `{error: {code, message, field}, request_id}`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    errors.install_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.serving.max_body_bytes,
+        on_reject=gateway.metrics.rejected.labels(reason="too_large").inc,
     )
 
-    @app.get("/healthz", response_model=Health, tags=["probes"])
-    def healthz() -> Health:
-        """Liveness: the process answers."""
-        return Health(status="ok")
+    def predict_access(
+        request: Request,
+        _key: Annotated[str | None, Depends(api_key_header)] = None,
+        _bearer: Annotated[object, Depends(bearer)] = None,
+    ) -> None:
+        try:
+            gateway.keys.check_predict(request)
+        except errors.Unauthorized:
+            gateway.metrics.rejected.labels(reason="unauthorized").inc()
+            raise
 
-    @app.get("/readyz", response_model=Health, tags=["probes"])
-    def readyz() -> Health:
-        """Readiness: the gateway can take traffic."""
-        return Health(status="ready")
+    def admin_access(
+        request: Request,
+        _key: Annotated[str | None, Depends(api_key_header)] = None,
+        _bearer: Annotated[object, Depends(bearer)] = None,
+    ) -> None:
+        try:
+            gateway.keys.check_admin(request)
+        except (errors.Unauthorized, errors.Forbidden):
+            gateway.metrics.rejected.labels(reason="unauthorized").inc()
+            raise
+
+    @app.get("/healthz", response_model=Health, tags=["probes"])
+    async def healthz() -> Response:
+        """Liveness: the process answers."""
+        return _json({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["probes"],
+        responses={503: {"model": Health, "description": "Not ready."}},
+    )
+    async def readyz() -> Response:
+        """Readiness: started, audit log open, routing table loaded (a refused routing file
+        keeps the previous table serving and is reported in `detail`)."""
+        detail = gateway.router.last_error
+        return _json({"status": "ready", "detail": detail})
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
-    def metrics() -> Response:
-        """Prometheus metrics in text exposition format."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics() -> Response:
+        """Prometheus metrics in text exposition format (all workers)."""
+        body = generate_latest(gateway.metrics.exposition_registry())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/v1/models",
+        response_model=ModelList,
+        tags=["models"],
+        dependencies=[Depends(predict_access)],
+        responses=openapi_responses((401,)),
+    )
+    async def list_models() -> Response:
+        """Every routed model with its stable and canary versions."""
+        table = gateway.router.table
+        return _json({"models": [_summary(n, r) for n, r in sorted(table.models.items())]})
+
+    @app.get(
+        "/v1/models/{model}",
+        response_model=ModelDetail,
+        tags=["models"],
+        dependencies=[Depends(predict_access)],
+        responses=openapi_responses((401, 404, 422)),
+    )
+    async def model_detail(model: ModelPath) -> Response:
+        """One model: routing, published versions with lineage, backend health."""
+        return _json(_detail(gateway, model, gateway.route_of(model)))
+
+    @app.post(
+        "/v1/models/{model}/predict",
+        response_model=PredictResponse,
+        tags=["predict"],
+        dependencies=[Depends(predict_access)],
+        responses=openapi_responses(PREDICT_ERRORS),
+    )
+    async def predict(model: ModelPath, body: PredictRequest) -> Response:
+        """Score transactions: features from the online store (the feature service of the
+        version that serves each one), the model on the first backend that answers, one
+        audit record per prediction."""
+        return _json(await gateway.predict(model, body))
+
+    @app.get(
+        "/v1/admin/routes",
+        tags=["admin"],
+        dependencies=[Depends(admin_access)],
+        responses=openapi_responses((401, 403)),
+    )
+    async def get_routes() -> Response:
+        """The routing table in effect (admin key required)."""
+        return _json(gateway.router.table.model_dump(mode="json"))
+
+    @app.put(
+        "/v1/admin/routes/{model}",
+        response_model=ModelDetail,
+        tags=["admin"],
+        dependencies=[Depends(admin_access)],
+        responses=openapi_responses(errors.ADMIN_ERRORS),
+    )
+    async def put_route(model: ModelPath, update: RouteUpdate) -> Response:
+        """Change a model's stable version, canary version or canary weight (admin key
+        required). Validated and written to the routing file atomically; in effect at once in
+        this worker and within one poll interval in the others."""
+        route = gateway.update_route(model, update)
+        return _json(_detail(gateway, model, route))
 
     return app
+
+
+def _summary(name: str, route: ModelRoute) -> dict[str, object]:
+    return {
+        "name": name,
+        "stable_version": route.stable.version,
+        "canary_version": route.canary.version if route.canary else None,
+        "canary_weight": route.canary.weight if route.canary else 0.0,
+    }
+
+
+def _detail(gateway: Gateway, name: str, route: ModelRoute) -> dict[str, object]:
+    chain = gateway.chain
+    return {
+        **_summary(name, route),
+        "versions": gateway.version_info(name),
+        "analysis": route.canary.analysis.model_dump() if route.canary else None,
+        "backends": chain.health() if chain is not None else [],
+    }

@@ -25,6 +25,7 @@ from shipyard import __version__
 from shipyard.commands import data as data_commands
 from shipyard.commands import features as feature_commands
 from shipyard.commands import pipeline as pipeline_commands
+from shipyard.commands import serve as serve_commands
 from shipyard.commands.refresh import refresh_command
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import Settings, config_file_path, load_settings
@@ -47,6 +48,7 @@ app = typer.Typer(
 app.add_typer(data_commands.app, name="data")
 app.add_typer(feature_commands.app, name="features")
 app.add_typer(pipeline_commands.app, name="pipeline")
+app.add_typer(serve_commands.app, name="serve")
 app.command("refresh")(refresh_command)
 out = Console()
 err = Console(stderr=True)

@@ -9,6 +9,7 @@ variables (nested fields use ``__``: ``SHIPYARD_PORTS__GATEWAY=8081``), the TOML
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tomllib
@@ -66,6 +67,13 @@ class Ports(BaseModel):
     triton_http: Port = Field(8000, ge=1, le=65535, description="Triton HTTP/REST API.")
     triton_grpc: Port = Field(8001, ge=1, le=65535, description="Triton gRPC API.")
     triton_metrics: Port = Field(8002, ge=1, le=65535, description="Triton Prometheus metrics.")
+    triton_cpu_http: Port = Field(
+        8010, ge=1, le=65535, description="Triton CPU pool HTTP/REST API (the fallback pool)."
+    )
+    triton_cpu_grpc: Port = Field(8011, ge=1, le=65535, description="Triton CPU pool gRPC API.")
+    triton_cpu_metrics: Port = Field(
+        8012, ge=1, le=65535, description="Triton CPU pool Prometheus metrics."
+    )
     gateway: Port = Field(8080, ge=1, le=65535, description="Serving gateway (FastAPI).")
     prometheus: Port = Field(9090, ge=1, le=65535, description="Prometheus UI and API.")
     redis: Port = Field(6379, ge=1, le=65535, description="Redis online store (redis profile).")
@@ -144,6 +152,92 @@ class DataSettings(BaseModel):
     )
 
 
+class ServingSettings(BaseModel):
+    """The gateway: backends, limits, routing, audit and access."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(1, ge=1, le=64, description="Gateway worker processes (uvicorn).")
+    routing_file: Path | None = Field(
+        None,
+        description="Routing file (model -> stable/canary versions and weight). Unset: "
+        "<state dir>/serving/routing.yaml. On a cluster: the mounted ConfigMap.",
+    )
+    routing_poll_s: float = Field(
+        0.5, gt=0, le=60, description="How often the gateway checks the routing file for changes."
+    )
+    model_repository: Path | None = Field(
+        None,
+        description="Triton model repository the gateway also loads its in-process fallback "
+        "from. Unset: <state dir>/triton/models.",
+    )
+    primary_url: str | None = Field(
+        None,
+        description="gRPC host:port of the primary Triton pool (GPU on a cluster). Unset: the "
+        "embedded Triton. Empty string: no primary pool.",
+    )
+    cpu_url: str | None = Field(
+        None,
+        description="gRPC host:port of the CPU Triton pool. Unset: the embedded CPU Triton. "
+        "Empty string: no CPU pool.",
+    )
+    backend_timeout_ms: float = Field(
+        200.0, gt=0, le=60_000, description="Per-hop deadline of one Triton call."
+    )
+    breaker_failures: int = Field(
+        3, ge=1, le=1000, description="Consecutive failures that open a backend's breaker."
+    )
+    breaker_open_s: float = Field(
+        2.0, gt=0, le=600, description="How long an open breaker waits before one probe call."
+    )
+    feature_timeout_ms: float = Field(
+        100.0, gt=0, le=60_000, description="Deadline of one online-store read (Redis)."
+    )
+    unknown_entities: Literal["reject", "defaults"] = Field(
+        "reject",
+        description="An entity with no online features: 'reject' (422 naming it) or score it "
+        "with the training fill values ('defaults').",
+    )
+    max_in_flight: int = Field(
+        256, ge=1, le=100_000, description="Predictions in progress per worker; more get 503."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=256 * 1_048_576, description="Largest request body accepted."
+    )
+    max_instances: int = Field(
+        256, ge=1, le=10_000, description="Most instances in one predict request."
+    )
+    audit_sync_ms: float = Field(
+        50.0,
+        ge=0,
+        le=10_000,
+        description="Group commit: audit records reach the OS at once and disk (fdatasync) "
+        "within this many ms. 0: sync before answering.",
+    )
+    audit_features: bool = Field(
+        False, description="Keep raw feature values in audit records (never PII); else a hash."
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys accepted on predict routes (X-API-Key or Bearer). Empty: predict is "
+        "open.",
+    )
+    admin_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys for admin routes (always required). Empty: one random key is created "
+        "in <state dir>/secrets/admin.key.",
+    )
+
+    @field_validator("api_keys", "admin_keys")
+    @classmethod
+    def _strong_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            value = key.get_secret_value()
+            if value.lower() in PLACEHOLDER_SECRETS or len(value) < 16:
+                raise ValueError("API keys must be random secrets of at least 16 characters")
+        return keys
+
+
 class Settings(BaseSettings):
     """Shipyard's configuration. See the module docstring for where values come from."""
 
@@ -177,6 +271,9 @@ class Settings(BaseSettings):
     )
     pii: PiiSettings = Field(default_factory=PiiSettings, description="PII policy.")
     data: DataSettings = Field(default_factory=DataSettings, description="Data quality gates.")
+    serving: ServingSettings = Field(
+        default_factory=ServingSettings, description="The serving gateway."
+    )
     triton_stub_env: Path = Field(
         default_factory=_default_triton_stub_env,
         description="Virtual environment (numpy<2, onnxruntime) for Triton's Python-backend stub.",
@@ -231,6 +328,10 @@ class Settings(BaseSettings):
             elif isinstance(value, SecretStr):
                 # Children need the real secret, not pydantic's "**********" mask.
                 env[ENV_PREFIX + prefix] = value.get_secret_value()
+            elif isinstance(value, list):  # pydantic-settings reads lists as JSON
+                env[ENV_PREFIX + prefix] = json.dumps(
+                    [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+                )
             elif value is not None:
                 env[ENV_PREFIX + prefix] = str(value)
 

@@ -8,11 +8,11 @@ from shipyard.settings import Settings
 from shipyard.stack.components import build_components
 
 
-def test_default_profile_runs_the_four_core_components(
+def test_default_profile_runs_the_core_components_with_two_triton_pools(
     settings_factory: Callable[..., Settings],
 ) -> None:
     specs = build_components(settings_factory())
-    assert [s.name for s in specs] == ["mlflow", "triton", "gateway", "prometheus"]
+    assert [s.name for s in specs] == ["mlflow", "triton", "triton-cpu", "gateway", "prometheus"]
 
 
 def test_redis_profile_adds_redis_and_its_exporter_first(
@@ -52,6 +52,7 @@ def test_prometheus_scrapes_every_component_with_metrics(
         "redis": f"127.0.0.1:{settings.ports.redis_exporter}",
         "mlflow": f"127.0.0.1:{settings.ports.mlflow}",
         "triton": f"127.0.0.1:{settings.ports.triton_metrics}",
+        "triton-cpu": f"127.0.0.1:{settings.ports.triton_cpu_metrics}",
         "gateway": f"127.0.0.1:{settings.ports.gateway}",
     }
 

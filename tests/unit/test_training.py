@@ -15,6 +15,7 @@ from shipyard.training.export import (
     ParityError,
     check_parity,
     to_onnx,
+    write_configs,
     write_triton_entry,
 )
 from shipyard.training.gate import GatePolicy, judge
@@ -152,8 +153,28 @@ def test_triton_entry_has_python_gpu_and_cpu_configs(trained: tuple, tmp_path: P
     assert 'backend: "onnxruntime"' in gpu and "KIND_GPU" in gpu and "dynamic_batching" in gpu
     assert 'backend: "onnxruntime"' in cpu and "KIND_CPU" in cpu
     for config in (local, gpu, cpu):
-        assert f"dims: [ {x.shape[1]} ]" in config and 'name: "fraud"' in config
+        # Width open: versions on different feature services share the configuration.
+        assert "dims: [ -1 ]" in config and 'name: "fraud"' in config
+        assert "version_policy" not in config  # until `serve publish` lists versions
     assert not list(entry.path.glob(".*partial"))
+    with pytest.raises(ValueError, match="takes 15 inputs, not 14"):
+        write_triton_entry(tmp_path, "fraud", 4, to_onnx(booster, x.shape[1]), x.shape[1] - 1)
+
+
+def test_published_versions_are_immutable_and_listed_in_the_policy(
+    trained: tuple, tmp_path: Path
+) -> None:
+    booster, x, _ = trained
+    model = to_onnx(booster, x.shape[1])
+    entry = write_triton_entry(tmp_path, "fraud", 1, model, x.shape[1])
+    (entry.path / "1" / "serving.json").write_text("{}")
+    before = (entry.path / "1" / "model.onnx").stat().st_mtime_ns
+    write_triton_entry(tmp_path, "fraud", 1, model, x.shape[1])  # a pipeline re-run
+    assert (entry.path / "1" / "serving.json").is_file()
+    assert (entry.path / "1" / "model.onnx").stat().st_mtime_ns == before
+    write_configs(entry.path, "fraud", [3, 1])
+    for path in [entry.path / "config.pbtxt", *(entry.path / "configs").iterdir()]:
+        assert "version_policy { specific { versions: [ 1, 3 ] } }" in path.read_text()
 
 
 def test_triton_configs_parse_as_model_configs(trained: tuple, tmp_path: Path) -> None:
@@ -170,7 +191,7 @@ def test_triton_configs_parse_as_model_configs(trained: tuple, tmp_path: Path) -
             config.backend,
             model_config_pb2.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind),
         )
-        assert config.input[0].dims == [x.shape[1]] and config.output[0].dims == [1]
+        assert config.input[0].dims == [-1] and config.output[0].dims == [1]
     assert kinds == {
         "config": ("python", "KIND_CPU"),
         "cpu": ("onnxruntime", "KIND_CPU"),

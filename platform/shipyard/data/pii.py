@@ -15,9 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from shipyard.errors import ShipyardError
+from shipyard.keyfiles import read_or_create
 from shipyard.settings import PII_COLUMNS, Settings
 
 TOKEN_PREFIX = "tok_"
@@ -36,22 +35,7 @@ def pii_key(settings: Settings, secrets_dir: Path) -> bytes:
     """The tokenization key: the configured secret, else the state directory's own key."""
     if settings.pii.key is not None:
         return settings.pii.key.get_secret_value().encode()
-    path = secrets_dir / KEY_FILE
-    if not path.exists():
-        secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = secrets.token_hex(32)
-        # O_EXCL: two first runs racing still end up with one key.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(fresh)
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ShipyardError(f"{path} holds no usable key: delete it to create a new one")
-    return key.encode()
+    return read_or_create(secrets_dir / KEY_FILE).encode()
 
 
 def token_column(column: str) -> str:

@@ -109,8 +109,14 @@ class OnlineFeatureReader:
             self._key_prefixes[view.join_key] = self._key_prefix(view.join_key)
         self._store = _connect(settings, config)
 
-    def read(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Features for each row (entity keys plus request fields such as ``amount``)."""
+    def read(
+        self, rows: Sequence[dict[str, Any]], missing: list[tuple[int, str]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Features for each row (entity keys plus request fields such as ``amount``).
+
+        Rows whose entity has no features in a view get the fill values; when ``missing`` is
+        given, each such (row index, join key) is appended to it.
+        """
         results: list[dict[str, Any]] = [{} for _ in rows]
         for view in self.views:
             try:
@@ -118,9 +124,11 @@ class OnlineFeatureReader:
             except KeyError:
                 raise ShipyardError(f"every row needs {view.join_key!r}") from None
             values = self._store.read(self, view, ids)
-            for result, found in zip(results, values, strict=True):
+            for index, (result, found) in enumerate(zip(results, values, strict=True)):
                 if found is None:
                     result.update(dict.fromkeys(view.features, 0))
+                    if missing is not None:
+                        missing.append((index, view.join_key))
                 else:
                     result.update(found)
         if AMOUNT_TO_MEAN in self.on_demand:
@@ -233,6 +241,14 @@ def _connect(settings: Settings, config: Any) -> _SqliteRead | _RedisRead:
         import redis
 
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        client = redis.Redis(host="127.0.0.1", port=settings.ports.redis, password=password or None)
+        # A deadline on every read: a stalled store must fail the request fast, not hang it.
+        timeout_s = settings.serving.feature_timeout_ms / 1000
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=settings.ports.redis,
+            password=password or None,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
         return _RedisRead(client)
     return _SqliteRead(online.path)

@@ -2,25 +2,221 @@
 
 Dashboards, recording rules and alerts refer to these names; change one here and the
 generators that render dashboards and rules follow.
+
+The gateway may run several uvicorn workers: with ``PROMETHEUS_MULTIPROC_DIR`` set (the stack
+sets it, emptied, before every start) prometheus-client keeps values in files shared by the
+workers and ``/metrics`` sums them. Gauges therefore name how workers combine.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 NAMESPACE = "shipyard"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 GATEWAY_BUILD_INFO = f"{NAMESPACE}_gateway_build_info"
+REQUESTS = f"{NAMESPACE}_gateway_requests_total"
+REQUEST_DURATION = f"{NAMESPACE}_gateway_request_duration_seconds"
+PREDICTIONS = f"{NAMESPACE}_gateway_predictions_total"
+PREDICTION_SCORE = f"{NAMESPACE}_gateway_prediction_score"
+FEATURE_DURATION = f"{NAMESPACE}_gateway_feature_lookup_duration_seconds"
+FEATURE_ERRORS = f"{NAMESPACE}_gateway_feature_lookup_errors_total"
+BACKEND_DURATION = f"{NAMESPACE}_gateway_backend_duration_seconds"
+BACKEND_ERRORS = f"{NAMESPACE}_gateway_backend_errors_total"
+FALLBACKS = f"{NAMESPACE}_gateway_fallbacks_total"
+CIRCUIT_STATE = f"{NAMESPACE}_gateway_circuit_state"
+CIRCUIT_TRANSITIONS = f"{NAMESPACE}_gateway_circuit_transitions_total"
+IN_FLIGHT = f"{NAMESPACE}_gateway_in_flight"
+REJECTED = f"{NAMESPACE}_gateway_rejected_total"
+AUDIT_RECORDS = f"{NAMESPACE}_gateway_audit_records_total"
+AUDIT_ERRORS = f"{NAMESPACE}_gateway_audit_write_errors_total"
+AUDIT_SYNC_DURATION = f"{NAMESPACE}_gateway_audit_sync_duration_seconds"
+ROUTING_RELOADS = f"{NAMESPACE}_gateway_routing_reloads_total"
+CANARY_WEIGHT = f"{NAMESPACE}_gateway_canary_weight_percent"
+
+# Circuit-breaker states as gauge values (alerts compare against these).
+CIRCUIT_CLOSED, CIRCUIT_HALF_OPEN, CIRCUIT_OPEN = 0, 1, 2
+
+# Sub-millisecond resolution where the gateway's own work lives, up to the slowest timeout.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
+)  # fmt: skip
+# Twenty equal bins of [0, 1]: the score histogram is what PSI and canary analysis read.
+SCORE_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
 
 
-def gateway_registry(version: str, profile: str) -> CollectorRegistry:
-    """A fresh registry for one gateway process, with its build information set."""
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def collecting_registry() -> CollectorRegistry:
+    """The registry ``/metrics`` serves: this process's, or every worker's summed."""
     registry = CollectorRegistry()
-    build_info = Gauge(
-        GATEWAY_BUILD_INFO,
-        "Always 1; labels carry the gateway's version and online-store profile.",
-        ["version", "profile"],
-        registry=registry,
-    )
-    build_info.labels(version=version, profile=profile).set(1)
+    path = multiprocess_dir()
+    if path is not None:
+        multiprocess.MultiProcessCollector(registry, path=path)
     return registry
+
+
+@dataclass
+class GatewayMetrics:
+    """The gateway's collectors. Label values are bounded: model and version come from the
+    routing table, backends and reasons from fixed sets, never from request payloads."""
+
+    registry: CollectorRegistry
+    build_info: Gauge
+    requests: Counter
+    request_duration: Histogram
+    predictions: Counter
+    prediction_score: Histogram
+    feature_duration: Histogram
+    feature_errors: Counter
+    backend_duration: Histogram
+    backend_errors: Counter
+    fallbacks: Counter
+    circuit_state: Gauge
+    circuit_transitions: Counter
+    in_flight: Gauge
+    rejected: Counter
+    audit_records: Counter
+    audit_errors: Counter
+    audit_sync_duration: Histogram
+    routing_reloads: Counter
+    canary_weight: Gauge
+
+    @classmethod
+    def create(cls, version: str, profile: str) -> GatewayMetrics:
+        """Collectors for one gateway process (in multiprocess mode, values land in files)."""
+        # Collectors register here; in multiprocess mode /metrics reads the files instead.
+        registry = CollectorRegistry()
+        route = ["model", "version", "route", "backend"]
+        metrics = cls(
+            registry=registry,
+            build_info=Gauge(
+                GATEWAY_BUILD_INFO,
+                "Always 1; labels carry the gateway's version and online-store profile.",
+                ["version", "profile"],
+                registry=registry,
+                multiprocess_mode="max",
+            ),
+            requests=Counter(
+                REQUESTS,
+                "Predict requests answered, by what served them and the HTTP status.",
+                [*route, "status"],
+                registry=registry,
+            ),
+            request_duration=Histogram(
+                REQUEST_DURATION,
+                "Predict request latency inside the gateway, seconds.",
+                [*route, "status"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            predictions=Counter(
+                PREDICTIONS,
+                "Predictions served (one per instance), each with one audit record.",
+                route,
+                registry=registry,
+            ),
+            prediction_score=Histogram(
+                PREDICTION_SCORE,
+                "Scores served, per model version (drift and canary analysis read it).",
+                ["model", "version", "route"],
+                buckets=SCORE_BUCKETS,
+                registry=registry,
+            ),
+            feature_duration=Histogram(
+                FEATURE_DURATION,
+                "Online feature-store read latency, seconds.",
+                ["store"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            feature_errors=Counter(
+                FEATURE_ERRORS,
+                "Online feature-store reads that failed.",
+                ["store"],
+                registry=registry,
+            ),
+            backend_duration=Histogram(
+                BACKEND_DURATION,
+                "Model backend call latency, seconds, by backend that answered.",
+                ["backend", "model", "version"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            backend_errors=Counter(
+                BACKEND_ERRORS,
+                "Model backend calls that failed, by backend and reason.",
+                ["backend", "reason"],
+                registry=registry,
+            ),
+            fallbacks=Counter(
+                FALLBACKS,
+                "Calls that moved on from a backend to the next one in the chain.",
+                ["model", "from_backend", "to_backend"],
+                registry=registry,
+            ),
+            circuit_state=Gauge(
+                CIRCUIT_STATE,
+                "Circuit breaker per backend: 0 closed, 1 half-open, 2 open (worst worker).",
+                ["backend"],
+                registry=registry,
+                multiprocess_mode="livemax",
+            ),
+            circuit_transitions=Counter(
+                CIRCUIT_TRANSITIONS,
+                "Circuit breaker state changes, by backend and new state.",
+                ["backend", "state"],
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                IN_FLIGHT,
+                "Predict requests in progress.",
+                registry=registry,
+                multiprocess_mode="livesum",
+            ),
+            rejected=Counter(
+                REJECTED,
+                "Requests refused before any work: overload, too large, unauthorized.",
+                ["reason"],
+                registry=registry,
+            ),
+            audit_records=Counter(AUDIT_RECORDS, "Audit records written.", registry=registry),
+            audit_errors=Counter(
+                AUDIT_ERRORS,
+                "Audit writes or syncs that failed (the request was refused).",
+                registry=registry,
+            ),
+            audit_sync_duration=Histogram(
+                AUDIT_SYNC_DURATION,
+                "Group-commit fdatasync latency of the audit log, seconds.",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            routing_reloads=Counter(
+                ROUTING_RELOADS,
+                "Routing file reloads, by result (applied, rejected).",
+                ["result"],
+                registry=registry,
+            ),
+            canary_weight=Gauge(
+                CANARY_WEIGHT,
+                "Canary weight in effect, percent, per model and canary version.",
+                ["model", "version"],
+                registry=registry,
+                multiprocess_mode="livemax",
+            ),
+        )
+        metrics.build_info.labels(version=version, profile=profile).set(1)
+        for backend in ("triton-primary", "triton-cpu", "in-process"):
+            metrics.circuit_state.labels(backend=backend).set(CIRCUIT_CLOSED)
+        return metrics
+
+    def exposition_registry(self) -> CollectorRegistry:
+        return collecting_registry() if multiprocess_dir() else self.registry

@@ -96,44 +96,60 @@ def mlflow(settings: Settings, layout: StateLayout) -> ComponentSpec:
     )
 
 
-def triton_server(settings: Settings, layout: StateLayout) -> ComponentSpec:
+def triton_server(settings: Settings, layout: StateLayout, pool: str = "primary") -> ComponentSpec:
+    """One Triton pool. Embedded there are two on CPU: ``primary`` stands in for a cluster's
+    GPU pool and ``cpu`` is the CPU pool, so the gateway's fallback chain is the real one."""
     install = triton.TritonInstall.locate()
     ports = settings.ports
+    http, grpc, metrics = (
+        (ports.triton_http, ports.triton_grpc, ports.triton_metrics)
+        if pool == "primary"
+        else (ports.triton_cpu_http, ports.triton_cpu_grpc, ports.triton_cpu_metrics)
+    )
+    name = "triton" if pool == "primary" else f"triton-{pool}"
     backends = layout.triton / "backends"
     return ComponentSpec(
-        name="triton",
+        name=name,
         argv=[
             str(install.server_binary),
             f"--model-repository={layout.triton_models}",
             f"--backend-directory={backends}",
             f"--cache-directory={layout.triton / 'caches'}",
             "--model-control-mode=explicit",
+            # Start with every model of the repository, at the versions `shipyard serve
+            # publish` wrote into its policy: a restarted pool serves what it served before.
+            "--load-model=*",
             "--http-address=127.0.0.1",
-            f"--http-port={ports.triton_http}",
+            f"--http-port={http}",
             "--grpc-address=127.0.0.1",
-            f"--grpc-port={ports.triton_grpc}",
+            f"--grpc-port={grpc}",
             "--metrics-address=127.0.0.1",
-            f"--metrics-port={ports.triton_metrics}",
+            f"--metrics-port={metrics}",
             "--allow-metrics=true",
             "--allow-gpu-metrics=false",
             "--pinned-memory-pool-byte-size=0",
             "--exit-timeout-secs=5",
         ],
         env=triton.server_env(install, settings.triton_stub_env),
-        probe=HttpProbe(ports.triton_http, "/v2/health/ready"),
-        ports={
-            "http": ports.triton_http,
-            "grpc": ports.triton_grpc,
-            "metrics": ports.triton_metrics,
-        },
-        urls={"http": settings.url("triton_http"), "grpc": f"127.0.0.1:{ports.triton_grpc}"},
-        scrape=[ScrapeTarget("triton", ports.triton_metrics)],
+        probe=HttpProbe(http, "/v2/health/ready"),
+        ports={"http": http, "grpc": grpc, "metrics": metrics},
+        urls={"http": f"http://127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}"},
+        scrape=[ScrapeTarget(name, metrics)],
         prepare=lambda: triton.prepare_backend_dir(install, backends) and None,
     )
 
 
 def gateway(settings: Settings, layout: StateLayout) -> ComponentSpec:
     port = settings.ports.gateway
+    workers = settings.serving.workers
+    metrics_dir = layout.serving / "prometheus-multiproc"
+
+    def prepare() -> None:
+        layout.serving.mkdir(parents=True, exist_ok=True)
+        # Metric files of earlier gateway processes would be summed into this one's /metrics.
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+
     return ComponentSpec(
         name="gateway",
         argv=_python_module(
@@ -144,16 +160,24 @@ def gateway(settings: Settings, layout: StateLayout) -> ComponentSpec:
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
             "--log-level",
             settings.log_level,
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "10",
         ),
+        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)} if workers > 1 else {},
         probe=HttpProbe(port, "/readyz"),
         ports={"http": port},
         urls={"docs": settings.url("gateway", "/docs")},
         scrape=[ScrapeTarget("gateway", port)],
+        prepare=prepare,
     )
 
 
@@ -239,6 +263,11 @@ def build_components(settings: Settings) -> list[ComponentSpec]:
     specs: list[ComponentSpec] = []
     if settings.profile == "redis":
         specs += [redis(settings, layout), redis_exporter(settings, layout)]
-    specs += [mlflow(settings, layout), triton_server(settings, layout), gateway(settings, layout)]
+    specs += [
+        mlflow(settings, layout),
+        triton_server(settings, layout, "primary"),
+        triton_server(settings, layout, "cpu"),
+        gateway(settings, layout),
+    ]
     specs.append(prometheus(settings, layout, specs))
     return specs

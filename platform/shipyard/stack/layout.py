@@ -82,6 +82,20 @@ class StateLayout:
         return self.root / "feast"
 
     @property
+    def serving(self) -> Path:
+        return self.root / "serving"
+
+    @property
+    def routing_file(self) -> Path:
+        """Desired serving state (see shipyard.routing); the gateway reloads it on change."""
+        return self.serving / "routing.yaml"
+
+    @property
+    def audit(self) -> Path:
+        """The gateway's append-only audit log (one record per prediction)."""
+        return self.root / "audit"
+
+    @property
     def secrets(self) -> Path:
         return self.root / "secrets"
 

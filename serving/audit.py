@@ -1,0 +1,241 @@
+"""The audit log: one append-only JSON line per prediction, never lost.
+
+Durability, in two steps:
+
+* **Before the answer**: a request's records go to the kernel with one ``write()`` on an
+  ``O_APPEND`` file before the response is sent. A gateway killed at any moment (even
+  ``kill -9``) has therefore recorded every prediction it answered; the page cache survives the
+  process.
+* **Group commit**: a background thread calls ``fdatasync`` every ``sync_interval_s`` when
+  something was written, so one disk flush covers every record of that interval, off the
+  request's path. (``sync_interval_s=0`` syncs before each answer instead.)
+
+Each worker process writes its own segment, ``<dir>/<YYYYMMDD>/audit-<start>-<pid>.jsonl``,
+holding an exclusive ``flock`` on it while alive. On start, a writer recovers segments nobody
+holds: it cuts a torn final line (a crash of the machine mid-write) and syncs them to disk.
+If a record cannot be written the prediction is refused (503): records = predictions served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("shipyard.gateway.audit")
+
+SEGMENT_GLOB = "*/audit-*.jsonl"
+SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+class AuditWriteError(Exception):
+    """A record could not be handed to the kernel or synced."""
+
+
+class AuditLog:
+    """Append-only writer for one process.
+
+    Args:
+        directory: the audit folder (shared by every worker and restart).
+        sync_interval_s: group-commit period; 0 syncs on every append.
+        on_sync: receives each fdatasync's duration in seconds (metrics).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        sync_interval_s: float = 0.05,
+        on_sync: Callable[[float], None] = lambda seconds: None,
+        segment_bytes: int = SEGMENT_BYTES,
+    ) -> None:
+        self.directory = directory
+        self.sync_interval_s = sync_interval_s
+        self.segment_bytes = segment_bytes
+        self._on_sync = on_sync
+        self._fd: int | None = None
+        self._size = 0
+        self._day = ""
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # appends vs rotation and sync
+        self._thread: threading.Thread | None = None
+        self.sync_error: str | None = None
+
+    # lifecycle
+
+    def open(self) -> list[Path]:
+        """Recover segments of dead writers, start a segment and the group-commit thread.
+
+        Returns the segments that were recovered.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        recovered = recover(self.directory)
+        self._rotate()
+        if self.sync_interval_s > 0:
+            self._thread = threading.Thread(target=self._sync_loop, name="audit-sync", daemon=True)
+            self._thread.start()
+        return recovered
+
+    def close(self) -> None:
+        """Flush and sync everything written; called before shutdown completes."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            if self._fd is not None:
+                self._sync_now()
+                empty = os.fstat(self._fd).st_size == 0
+                os.close(self._fd)  # closing releases the flock
+                self._fd = None
+                if empty:  # a process that served nothing leaves no file behind
+                    self.path.unlink(missing_ok=True)
+
+    # writing
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Hand ``records`` to the kernel in one write. Raises AuditWriteError."""
+        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        with self._lock:
+            if self._fd is None:
+                raise AuditWriteError("the audit log is closed")
+            if self.sync_error is not None:
+                raise AuditWriteError(f"audit sync failed: {self.sync_error}")
+            if self._size + len(data) > self.segment_bytes or _today() != self._day:
+                self._rotate()
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except OSError as exc:
+                raise AuditWriteError(f"audit write failed: {exc.strerror}") from None
+            self._size += len(data)
+            if self.sync_interval_s <= 0:
+                self._sync_now()
+            else:
+                self._dirty.set()
+
+    def _rotate(self) -> None:
+        if self._fd is not None:
+            self._sync_now()
+            os.close(self._fd)
+        self._day = _today()
+        folder = self.directory / self._day
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = folder / f"audit-{stamp}-{os.getpid()}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _sync_directory(folder)  # the new file's name is durable too
+        self._fd = fd
+        self._size = 0
+        self.path = path
+
+    def _sync_now(self, fd: int | None = None) -> None:
+        fd = self._fd if fd is None else fd
+        if fd is None:
+            return
+        started = time.perf_counter()
+        try:
+            os.fdatasync(fd)
+        except OSError as exc:
+            # Refuse further predictions rather than answer ones that may not be durable.
+            self.sync_error = exc.strerror or str(exc)
+            log.error("audit fdatasync failed: %s", self.sync_error)
+            raise AuditWriteError(f"audit sync failed: {self.sync_error}") from None
+        self._on_sync(time.perf_counter() - started)
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._dirty.wait(timeout=0.5):
+                continue
+            self._stop.wait(self.sync_interval_s)  # gather an interval's worth of records
+            self._dirty.clear()
+            # Sync a duplicate descriptor outside the lock: appends never wait for the disk,
+            # and a rotation closing the original cannot pull the file from under the sync.
+            with self._lock:
+                if self._fd is None:
+                    continue
+                fd = os.dup(self._fd)
+            try:
+                # A failure is kept in sync_error: appends then fail loudly.
+                with contextlib.suppress(AuditWriteError):
+                    self._sync_now(fd)
+            finally:
+                os.close(fd)
+
+
+def recover(directory: Path) -> list[Path]:
+    """Cut torn tails off segments no live writer holds, and sync them to disk."""
+    recovered = []
+    for path in sorted(directory.glob(SEGMENT_GLOB)):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live worker's segment
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                keep = _last_newline(fd, size)
+                os.ftruncate(fd, keep)
+                log.warning("audit segment %s: cut a torn record (%d bytes)", path, size - keep)
+                recovered.append(path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return recovered
+
+
+def _last_newline(fd: int, size: int) -> int:
+    """Offset just past the last newline before ``size`` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        index = chunk.rfind(b"\n")
+        if index >= 0:
+            return start + index + 1
+        end = start
+    return 0
+
+
+def iter_records(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every record, segment by segment (each segment in write order)."""
+    for path in sorted(directory.glob(SEGMENT_GLOB)):
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.endswith(b"\n"):
+                    yield orjson.loads(line)
+
+
+def count_records(directory: Path) -> int:
+    total = 0
+    for path in directory.glob(SEGMENT_GLOB):
+        with path.open("rb") as handle:
+            total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return total
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d")
+
+
+def _sync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

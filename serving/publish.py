@@ -1,0 +1,194 @@
+"""Publishing a registered model version for serving (``shipyard serve publish``).
+
+1. Read the version from the MLflow registry (it must be complete: owner, lineage).
+2. Make sure its Triton entry is in the model repository (the pipeline's export step writes it;
+   otherwise the ONNX file is fetched from the version's run).
+3. Check the ONNX file loads here, with the width its feature service encodes.
+4. Ask every Triton pool to serve the published versions plus this one (explicit model
+   control; the version policy lives in the entry's configurations) and wait until the new
+   version is ready on each reachable pool.
+5. Only then write ``serving.json``: from that moment the gateway may route to the version.
+
+If any pool fails to load it, the version policy is put back and the pools reloaded with the
+versions they served before: a version that does not load leaves serving untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serving.gateway import Paths, triton_pools
+from serving.models import METADATA_FILE, ModelCatalog, write_metadata
+from shipyard.errors import ShipyardError
+from shipyard.features.encoding import input_names
+from shipyard.settings import Settings
+from shipyard.training.export import write_configs, write_triton_entry
+from shipyard.training.tracking import MlflowRest
+
+LINEAGE_TAGS = (
+    "owner",
+    "team",
+    "on_call",
+    "dataset_digest",
+    "feature_service",
+    "pipeline_run_id",
+    "code_version",
+)
+READY_TIMEOUT_S = 60.0
+
+
+class PublishError(ShipyardError):
+    """The version could not be published; whatever served before still does."""
+
+
+@dataclass
+class PublishResult:
+    model: str
+    version: str
+    pools: dict[str, str] = field(default_factory=dict)  # pool -> loaded | unreachable
+    already: bool = False
+
+
+def registry_record(settings: Settings, model: str, version: str) -> dict[str, Any]:
+    """The registry's record of ``model`` v``version``; refuses incomplete versions."""
+    try:
+        record = MlflowRest(settings.url("mlflow")).get_model_version(model, version)
+    except KeyError:
+        raise PublishError(
+            f"{model} v{version} is not in the MLflow registry: `shipyard models` lists versions"
+        ) from None
+    record["tags"] = {t["key"]: t.get("value", "") for t in record.get("tags", [])}
+    if record["tags"].get("shipyard.complete") != "true":
+        raise PublishError(f"{model} v{version} is not completely registered; re-run the pipeline")
+    if "feature_service" not in record["tags"]:
+        raise PublishError(f"{model} v{version} has no feature_service tag; it cannot be served")
+    return record
+
+
+def resolve_alias(settings: Settings, model: str, alias: str) -> str:
+    version = MlflowRest(settings.url("mlflow")).alias_version(model, alias)
+    if version is None:
+        raise PublishError(f"{model} has no {alias!r} alias: give --version")
+    return version
+
+
+def publish(
+    settings: Settings,
+    model: str,
+    version: str,
+    progress: Callable[[str], None] = lambda line: None,
+) -> PublishResult:
+    paths = Paths.of(settings)
+    entry = paths.model_repository / model
+    folder = entry / version
+    record = registry_record(settings, model, version)
+    tags = record["tags"]
+    service = tags["feature_service"]
+    width = len(input_names(service))
+    result = PublishResult(model, version)
+    if not (folder / "model.onnx").is_file():
+        progress(f"fetching the ONNX file of {model} v{version} from its MLflow run")
+        write_triton_entry(
+            paths.model_repository, model, int(version), _fetch_onnx(settings, record), width
+        )
+    _check_loads(folder, width)
+    catalog = ModelCatalog(paths.model_repository)
+    before = [int(v) for v in catalog.published(model) if v != version]
+    result.already = (folder / METADATA_FILE).is_file()
+    wanted = sorted({*before, int(version)})
+    write_configs(entry, model, wanted)
+    try:
+        for name, url in triton_pools(settings):
+            progress(f"loading {model} versions {wanted} on {name} ({url})")
+            result.pools[name] = _load(url, model, version)
+    except PublishError:
+        progress("load failed: restoring the versions served before")
+        write_configs(entry, model, before or None)
+        for name, url in triton_pools(settings):
+            if before and result.pools.get(name) == "loaded":
+                _load(url, model, str(before[-1]), quiet=True)
+        raise
+    lineage = {k: tags[k] for k in LINEAGE_TAGS if k in tags}
+    lineage["run_id"] = record.get("run_id")
+    write_metadata(
+        folder,
+        {
+            "model": model,
+            "version": version,
+            "feature_service": service,
+            "inputs": input_names(service),
+            "lineage": lineage,
+            "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    return result
+
+
+def _check_loads(folder: Path, width: int) -> None:
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(
+            str(folder / "model.onnx"), providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime's errors are untyped
+        raise PublishError(
+            f"{folder / 'model.onnx'} does not load in ONNX Runtime: {exc}"
+        ) from None
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 2 or shape[1] != width:
+        raise PublishError(
+            f"{folder / 'model.onnx'} takes input {shape}, but its feature service has {width}"
+        )
+
+
+def _load(url: str, model: str, version: str, quiet: bool = False) -> str:
+    """Load the entry on one pool; 'loaded' or 'unreachable'. Raises PublishError."""
+    from tritonclient.grpc import InferenceServerClient
+    from tritonclient.utils import InferenceServerException
+
+    client = InferenceServerClient(url)
+    try:
+        try:
+            client.is_server_live(client_timeout=2)
+        except InferenceServerException:
+            # A pool that is down loads the repository's policy when it starts.
+            return "unreachable"
+        try:
+            client.load_model(model, client_timeout=READY_TIMEOUT_S)
+        except InferenceServerException as exc:
+            if quiet:
+                return "failed"
+            raise PublishError(
+                f"Triton at {url} could not load {model} v{version}: {exc.message()}"
+            ) from None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not client.is_model_ready(model, version):
+            if time.monotonic() > deadline:
+                raise PublishError(f"{model} v{version} not ready on {url} in {READY_TIMEOUT_S}s")
+            time.sleep(0.1)
+        return "loaded"
+    finally:
+        client.close()
+
+
+def _fetch_onnx(settings: Settings, record: dict[str, Any]) -> bytes:
+    import tempfile
+
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.url("mlflow"))
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=record["run_id"], artifact_path="onnx/model.onnx", dst_path=scratch
+            )
+        except Exception as exc:  # MLflow raises several types for a missing artifact
+            raise PublishError(
+                f"run {record['run_id']} has no onnx/model.onnx ({exc}): re-run the export step"
+            ) from None
+        return Path(path).read_bytes()
