@@ -15,6 +15,8 @@ case "$cluster" in
     "$shipyard" refresh
     "$shipyard" pipeline run training --local --unless-champion \
         --owner "${SHIPYARD_OWNER:-${USER:-platform}}" --team "${SHIPYARD_TEAM:-platform}"
+    # Serve the champion: Triton pools, the gateway's in-process fallback, the stable route.
+    "$shipyard" serve publish fraud-scoring --alias champion
     ;;
 kind | gke)
     if [ ! -d "terraform/envs/$cluster" ]; then

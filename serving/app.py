@@ -80,16 +80,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_reject=gateway.metrics.rejected.labels(reason="too_large").inc,
     )
 
-    def predict_access(
-        request: Request,
-        _key: Annotated[str | None, Depends(api_key_header)] = None,
-        _bearer: Annotated[object, Depends(bearer)] = None,
-    ) -> None:
+    def check_predict(request: Request) -> None:
         try:
             gateway.keys.check_predict(request)
         except errors.Unauthorized:
             gateway.metrics.rejected.labels(reason="unauthorized").inc()
             raise
+
+    def predict_access_with_keys(
+        request: Request,
+        _key: Annotated[str | None, Depends(api_key_header)] = None,
+        _bearer: Annotated[object, Depends(bearer)] = None,
+    ) -> None:
+        check_predict(request)
+
+    # The schema declares keys on predict routes only when keys are configured: an open
+    # predict API must not advertise authentication it does not enforce.
+    keyed = bool(settings.serving.api_keys)
+    predict_access = predict_access_with_keys if keyed else check_predict
+    predict_auth_errors: tuple[int, ...] = (401,) if keyed else ()
 
     def admin_access(
         request: Request,
@@ -130,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=ModelList,
         tags=["models"],
         dependencies=[Depends(predict_access)],
-        responses=openapi_responses((401,)),
+        responses=openapi_responses(predict_auth_errors),
     )
     async def list_models() -> Response:
         """Every routed model with its stable and canary versions."""
@@ -142,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=ModelDetail,
         tags=["models"],
         dependencies=[Depends(predict_access)],
-        responses=openapi_responses((401, 404, 422)),
+        responses=openapi_responses((*predict_auth_errors, 404, 422)),
     )
     async def model_detail(model: ModelPath) -> Response:
         """One model: routing, published versions with lineage, backend health."""
@@ -153,7 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=PredictResponse,
         tags=["predict"],
         dependencies=[Depends(predict_access)],
-        responses=openapi_responses(PREDICT_ERRORS),
+        responses=openapi_responses(
+            tuple(s for s in PREDICT_ERRORS if s not in (401, 403) or keyed)
+        ),
     )
     async def predict(model: ModelPath, body: PredictRequest) -> Response:
         """Score transactions: features from the online store (the feature service of the

@@ -73,9 +73,9 @@ class UnknownVersion(GatewayError):
 
 
 class UnknownEntity(GatewayError):
-    """422: an entity has no features in the online store."""
+    """404: an entity has no features in the online store (``field`` names it)."""
 
-    status = 422
+    status = 404
     code = "unknown_entity"
 
 
@@ -156,10 +156,10 @@ def openapi_responses(statuses: tuple[int, ...]) -> dict[int | str, dict[str, An
         400: "Malformed JSON body.",
         401: "Missing or unknown API key.",
         403: "The key may not use this route.",
-        404: "Unknown model or version.",
+        404: "Unknown model, version or entity; `field` names it.",
         409: "The change conflicts with the current state.",
         413: "Body larger than the configured limit.",
-        422: "A field has a wrong type or value, or an entity is unknown; `field` names it.",
+        422: "A field has a wrong type or value; `field` names it.",
         503: "Overloaded, or the feature store / every backend / the audit log is unavailable; "
         "retry after `Retry-After` seconds.",
     }

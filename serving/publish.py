@@ -98,7 +98,11 @@ def publish(
     _check_loads(folder, width)
     catalog = ModelCatalog(paths.model_repository)
     before = [int(v) for v in catalog.published(model) if v != version]
-    result.already = (folder / METADATA_FILE).is_file()
+    if (folder / METADATA_FILE).is_file():
+        states = {name: _ready(url, model, version) for name, url in triton_pools(settings)}
+        if "not loaded" not in states.values():
+            result.pools, result.already = states, True
+            return result  # published and served everywhere reachable: nothing to do
     wanted = sorted({*before, int(version)})
     write_configs(entry, model, wanted)
     try:
@@ -144,6 +148,20 @@ def _check_loads(folder: Path, width: int) -> None:
         raise PublishError(
             f"{folder / 'model.onnx'} takes input {shape}, but its feature service has {width}"
         )
+
+
+def _ready(url: str, model: str, version: str) -> str:
+    """'loaded', 'not loaded' or 'unreachable' (a pool that is down loads it when it starts)."""
+    from tritonclient.grpc import InferenceServerClient
+    from tritonclient.utils import InferenceServerException
+
+    client = InferenceServerClient(url)
+    try:
+        return "loaded" if client.is_model_ready(model, version, client_timeout=2) else "not loaded"
+    except InferenceServerException:
+        return "unreachable"
+    finally:
+        client.close()
 
 
 def _load(url: str, model: str, version: str, quiet: bool = False) -> str:

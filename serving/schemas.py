@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard.features.encoding import VOCABULARIES
 from shipyard.routing import Analysis, ModelName, Version
 
-MAX_ID = 2**63 - 1
+# Entity keys are int64 in the store, but JSON numbers past 2**53 lose precision in most clients
+# (and in JSON Schema validators): accept only the exactly representable range.
+MAX_ID = 2**53 - 1
 Route = Literal["stable", "canary", "pinned"]
 Backend = Literal["triton-primary", "triton-cpu", "in-process"]
 

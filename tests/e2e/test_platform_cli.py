@@ -56,7 +56,8 @@ def test_up_status_restart_idempotence_and_down(tmp_path: Path) -> None:
 
         state = status_json(env)
         assert {n: c["status"] for n, c in state["components"].items()} == dict.fromkeys(
-            ["redis", "redis-exporter", "mlflow", "triton", "gateway", "prometheus"], "ready"
+            ["redis", "redis-exporter", "mlflow", "triton", "triton-cpu", "gateway", "prometheus"],
+            "ready",
         )
         assert shipyard(env, "status").returncode == 0
         wait_for(

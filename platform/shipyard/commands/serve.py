@@ -74,7 +74,8 @@ def publish_command(
     version = version or resolve_alias(settings, model, alias or "")
     result = publish(settings, model, version, _progress)
     pools = ", ".join(f"{name} {state}" for name, state in result.pools.items()) or "no pools"
-    out.print(f"published {model} v{version}: {pools}; in-process fallback ready")
+    verb = "already published" if result.already else "published"
+    out.print(f"{verb} {model} v{version}: {pools}; in-process fallback ready")
     current = routing.load(_routing_file(settings)).models.get(model)
     if route == "auto":
         route = "stable" if current is None else "none"

@@ -243,12 +243,18 @@ def _connect(settings: Settings, config: Any) -> _SqliteRead | _RedisRead:
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
         # A deadline on every read: a stalled store must fail the request fast, not hang it.
         timeout_s = settings.serving.feature_timeout_ms / 1000
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         client = redis.Redis(
             host="127.0.0.1",
             port=settings.ports.redis,
             password=password or None,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
+            # redis-py retries three times with backoff by default: seconds of waiting on a
+            # store that is down. The caller answers 503 at once; its client may retry.
+            retry=Retry(NoBackoff(), 0),
         )
         return _RedisRead(client)
     return _SqliteRead(online.path)

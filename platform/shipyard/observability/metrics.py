@@ -54,12 +54,10 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def collecting_registry() -> CollectorRegistry:
-    """The registry ``/metrics`` serves: this process's, or every worker's summed."""
+def collecting_registry(path: str) -> CollectorRegistry:
+    """A registry that sums every worker's metric files in ``path``."""
     registry = CollectorRegistry()
-    path = multiprocess_dir()
-    if path is not None:
-        multiprocess.MultiProcessCollector(registry, path=path)
+    multiprocess.MultiProcessCollector(registry, path=path)
     return registry
 
 
@@ -88,6 +86,9 @@ class GatewayMetrics:
     audit_sync_duration: Histogram
     routing_reloads: Counter
     canary_weight: Gauge
+    # Decided once, at creation: importing Feast later sets PROMETHEUS_MULTIPROC_DIR for its
+    # own use, and reading the variable at scrape time would then serve an empty page.
+    multiprocess_path: str | None = None
 
     @classmethod
     def create(cls, version: str, profile: str) -> GatewayMetrics:
@@ -213,10 +214,13 @@ class GatewayMetrics:
                 multiprocess_mode="livemax",
             ),
         )
+        metrics.multiprocess_path = multiprocess_dir()
         metrics.build_info.labels(version=version, profile=profile).set(1)
         for backend in ("triton-primary", "triton-cpu", "in-process"):
             metrics.circuit_state.labels(backend=backend).set(CIRCUIT_CLOSED)
         return metrics
 
     def exposition_registry(self) -> CollectorRegistry:
-        return collecting_registry() if multiprocess_dir() else self.registry
+        if self.multiprocess_path is None:
+            return self.registry
+        return collecting_registry(self.multiprocess_path)
