@@ -18,6 +18,7 @@ class Outcome:
     status: int  # 0: no answer (connection error or timeout)
     customer: int
     body: dict[str, Any] = field(default_factory=dict)
+    retry_after: str | None = None
 
     @property
     def prediction(self) -> dict[str, Any]:
@@ -69,6 +70,7 @@ class SteadyLoad:
                 try:
                     response = client.post(self.url, json=self.body_for(customer))
                     outcome = Outcome(time.monotonic(), response.status_code, customer)
+                    outcome.retry_after = response.headers.get("retry-after")
                     if response.headers.get("content-type", "").startswith("application/json"):
                         outcome.body = response.json()
                 except httpx.HTTPError:

@@ -466,6 +466,29 @@ def test_several_workers_share_metrics_and_audit(served: Served, tmp_path: Path)
     assert count_records(edge.state / "audit") == 60 and 1 <= len(segments) <= 2
 
 
+@pytest.mark.slow
+def test_overload_is_refused_fast_with_retry_after(served: Served, tmp_path: Path) -> None:
+    stable_only(served)
+    edge = EdgeGateway(served, tmp_path, SHIPYARD_SERVING__MAX_IN_FLIGHT="2").start()
+    try:
+        url = edge.predict_url
+        with SteadyLoad(url, body, served.known, keyed(), threads=16, interval_s=0) as load:
+            time.sleep(3)
+        outcomes = load.snapshot()
+        statuses = Counter(o.status for o in outcomes)
+        assert set(statuses) == {200, 503} and statuses[503] > 0 and statuses[200] > 100, statuses
+        refused = [o for o in outcomes if o.status == 503]
+        assert all(o.body["error"]["code"] == "overloaded" and o.retry_after for o in refused)
+        response = httpx.get(f"{edge.url}/metrics")
+        assert metric(response.text, "shipyard_gateway_rejected_total", reason="overloaded") == len(
+            refused
+        )
+        with httpx.Client(headers=keyed()) as client:  # and it still answers afterwards
+            assert client.post(url, json=body(served.known[0])).status_code == 200
+    finally:
+        edge.stop()
+
+
 BAD_INPUTS = [
     # (description, path suffix, raw body, status, field)
     ("malformed JSON", "", b'{"instances": [', 400, "body"),
