@@ -21,8 +21,9 @@ What it measures
     ``Executing task 'x'`` and ``Task 'x' finished with status SUCCESS`` log records, taken with
     ``perf_counter`` by a filter on the root logger (``kfp.local`` replaces the root logger's
     handlers for every task but leaves its filters alone); it covers the task's whole subprocess
-    (``sh``, the no-op ``pip install kfp`` of every lightweight component, interpreter start,
-    ``import kfp``, the component's imports and the step itself). Extra rows:
+    (``sh``, interpreter start, ``import kfp``, the component's imports and the step itself;
+    the components opt out of KFP's default ``pip install kfp`` in front of every task). Extra
+    rows:
 
     * ``startup + imports``: process wall time minus the in-process time below (interpreter,
       the driver's imports (steps module / ``kfp`` + pipeline definition), exit);
@@ -39,14 +40,18 @@ What it measures
 
     A diagnostic section (skip with ``--no-diagnose``), run after the timed runs, splits the
     per-task overhead into what every task pays again, in fresh processes: the floor of one
-    kfp.local task (a chain of 5 no-op components: ``sh``, the no-op
-    ``pip install kfp==<version> --no-deps`` every lightweight component starts with,
-    interpreter, executor), the pip no-op alone, and per step the cold import of
-    ``kfp.dsl.executor_main`` (with ``_KFP_RUNTIME=true``, as in a task) followed by the modules
-    the component and its step import (read from ``steps.py`` with ``ast``; for MLflow steps
-    also ``mlflow.tracking.request_header.registry``, which MLflow's first REST call imports and
-    which loads every installed package's ``mlflow.request_header_provider`` entry point, Feast's
-    among them), against all those modules imported once (what the script pays).
+    kfp.local task (a chain of 5 no-op components built like the pipeline's: ``sh``,
+    interpreter, executor), for comparison the no-op ``pip install kfp==<version> --no-deps``
+    KFP puts in front of every lightweight component by default (the pipeline's components opt
+    out), and per step the cold import of ``kfp.dsl.executor_main`` (with ``_KFP_RUNTIME=true``,
+    as in a task) followed by the modules the component and its step import (read from
+    ``steps.py`` with ``ast``: the step's imports and those of the public helpers it calls;
+    private helpers, such as the champion's evaluation that runs only when there is a champion,
+    are left out; for steps that call ``import_mlflow()`` then also
+    ``mlflow.tracking.request_header.registry``, which MLflow's first REST call imports and which
+    loads the installed ``mlflow.request_header_provider`` plugins, Feast's unless
+    ``import_mlflow`` leaves it out), against all those modules imported once (what the script
+    pays).
 
     Each run's result is checked in MLflow: the gate decision, the registered version with its
     ``challenger`` alias, and the Triton entry of that version. The script exits 1 when either
@@ -56,7 +61,18 @@ How to run
     .venv/bin/python bench/pipeline_overhead.py [--rows N]
     .venv/bin/python bench/pipeline_overhead.py --rows 100000          # quick run
     .venv/bin/python bench/pipeline_overhead.py --repeats 3 --json /tmp/b6.json
+    .venv/bin/python bench/pipeline_overhead.py --bytecode-cache /tmp/b6-pycache   # as in the image
     (``--seed`` picks another synthetic data set; ``--keep`` keeps the temporary state dir.)
+
+Bytecode
+    Every KFP task is a fresh interpreter that imports its libraries again, so the cost of an
+    import matters once per task instead of once per run. An image built with pip has compiled
+    bytecode (pip compiles at install); a venv installed by uv without ``--compile-bytecode``
+    has none, and with ``PYTHONDONTWRITEBYTECODE=1`` in the environment none is ever written:
+    every process then compiles each module it imports from source (about 40% of import time).
+    The report says which case was measured. ``--bytecode-cache DIR`` compiles the venv's
+    site-packages and the checkout into ``DIR`` before the timed runs (untimed) and runs both
+    sides with ``PYTHONPYCACHEPREFIX=DIR``: the image's situation, without writing into the venv.
 
 Fairness notes
     * Same data, same stack, same code, same arguments; one side at a time. With
@@ -284,12 +300,12 @@ def kfp_worker(config: dict) -> dict:
 
 NOOP_PIPELINE = """from kfp import dsl
 
-from pipelines.components import IMAGE
+from pipelines.components import component
 
 TASKS = {tasks}
 
 
-@dsl.component(base_image=IMAGE)
+@component
 def noop(previous: str) -> str:
     return previous + "."
 
@@ -461,8 +477,9 @@ def rows_of(result: dict, kind: str) -> dict[str, float]:
 
 def step_imports() -> dict[str, list[str]]:
     """The modules each step imports when it runs, read from ``steps.py`` with ``ast``: the
-    step's own imports, those of the module's functions it calls, and submodules it reaches by
-    attribute (``mlflow.lightgbm.log_model``)."""
+    step's own imports, those of the module's public functions it calls (private helpers such
+    as ``_champion_evaluation`` run only in some runs), ``mlflow`` for ``import_mlflow()``, and
+    submodules reached by attribute (``mlflow.lightgbm.log_model``)."""
     import ast
     import importlib.util
 
@@ -487,7 +504,8 @@ def step_imports() -> dict[str, list[str]]:
     def imports_of(name: str, seen: set[str]) -> set[str]:
         seen.add(name)
         found: set[str] = set()
-        for node in ast.walk(functions[name]):
+        nodes = list(ast.walk(functions[name]))
+        for node in nodes:
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
@@ -497,26 +515,24 @@ def step_imports() -> dict[str, list[str]]:
                     for alias in node.names
                     if is_module(f"{node.module}.{alias.name}")
                 )
-            elif isinstance(node, ast.Attribute) and (chain := dotted(node)):
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id == "import_mlflow":
+                    # MLflow, then its first REST call (see MLFLOW_FIRST_REQUEST).
+                    found |= {"mlflow", MLFLOW_FIRST_REQUEST}
+                elif (
+                    node.func.id in functions
+                    and not node.func.id.startswith("_")
+                    and node.func.id not in seen
+                ):
+                    found |= imports_of(node.func.id, seen)
+        for node in nodes:  # submodules by attribute, once the packages are known
+            if isinstance(node, ast.Attribute) and (chain := dotted(node)):
                 head = chain.rsplit(".", 1)[0]
                 if "." in head and head.split(".")[0] in found and is_module(head):
                     found.add(head)
-            elif (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id in functions
-                and node.func.id not in seen
-            ):
-                found |= imports_of(node.func.id, seen)
         return found
 
-    steps = {step: imports_of(step, set()) for step in STEPS}
-    # Every step that uses MLflow makes a REST call, whose first one loads the request header
-    # plugins of all installed packages (entry points): this module does that on import.
-    for modules in steps.values():
-        if "mlflow" in modules:
-            modules.add(MLFLOW_FIRST_REQUEST)
-    return {step: sorted(modules) for step, modules in steps.items()}
+    return {step: sorted(imports_of(step, set())) for step in STEPS}
 
 
 def probe(code: str, repeats: int, env: dict) -> list[float]:
@@ -555,7 +571,8 @@ def diagnose(repeats: int, work: Path, env: dict) -> dict:
         times.append(time.perf_counter() - began)
     results["pip_noop"] = statistics.median(times)
     results["interpreter"] = _process_seconds("pass", repeats, env)
-    say(f"  pip no-op {results['pip_noop']:.2f}s, interpreter {results['interpreter']:.2f}s")
+    say(f"  pip no-op {results['pip_noop']:.2f}s (not paid by the components)")
+    say(f"  interpreter {results['interpreter']:.2f}s")
 
     # Per step: import kfp's executor (as a task does: `_KFP_RUNTIME=true` skips kfp's client),
     # then what the component and its step import.
@@ -565,7 +582,7 @@ def diagnose(repeats: int, work: Path, env: dict) -> dict:
     base += "t1 = time.perf_counter()\nimport json, pathlib, datetime\n"
     base += "import shipyard.settings, shipyard.training.steps\n"
     for step, modules in step_imports().items():
-        code = base + "".join(f"import {name}\n" for name in modules)
+        code = base + import_code(modules)
         code += "t2 = time.perf_counter()\nprint(t1 - t0, t2 - t1)\n"
         kfp_import, step_import = probe(code, repeats, env)
         results["imports"][step] = {
@@ -577,11 +594,20 @@ def diagnose(repeats: int, work: Path, env: dict) -> dict:
     everything = sorted(
         {name for entry in results["imports"].values() for name in entry["modules"]}
     )
-    code = base + "".join(f"import {name}\n" for name in everything)
+    code = base + import_code(everything)
     code += "t2 = time.perf_counter()\nprint(t1 - t0, t2 - t1)\n"
     results["imports_all_steps_once"] = probe(code, repeats, env)[1]
     say(f"  all steps' modules once: {results['imports_all_steps_once']:.2f}s")
     return results
+
+
+def import_code(modules: list[str]) -> str:
+    """Python importing ``modules``; MLflow's first-request plugins last, as a step does."""
+    code = "".join(f"import {name}\n" for name in modules if name != MLFLOW_FIRST_REQUEST)
+    if MLFLOW_FIRST_REQUEST in modules:
+        code += "from shipyard.training.tracking import import_mlflow\nimport_mlflow()\n"
+        code += f"import {MLFLOW_FIRST_REQUEST}\n"
+    return code
 
 
 def _process_seconds(code: str, repeats: int, env: dict) -> float:
@@ -658,9 +684,10 @@ def render_diagnostics(diagnostics: dict, summary: dict, repeats: int) -> str:
     lines = [
         "",
         f"Fixed costs in fresh processes (median of {repeats}): interpreter "
-        f"{diagnostics['interpreter']:.2f}s; no-op `pip install kfp --no-deps` "
-        f"{diagnostics['pip_noop']:.2f}s; one no-op kfp.local task (sh + pip + interpreter + "
-        f"import kfp + executor) {floor:.2f}s. All steps' modules imported once (what the "
+        f"{diagnostics['interpreter']:.2f}s; one no-op kfp.local task (sh + interpreter + "
+        f"import kfp + executor) {floor:.2f}s; KFP's default no-op `pip install kfp --no-deps` "
+        f"in front of each task, which the components opt out of, would add "
+        f"{diagnostics['pip_noop']:.2f}s. All steps' modules imported once (what the "
         f"script pays): {diagnostics['imports_all_steps_once']:.2f}s. Per task, KFP pays the "
         "no-op task plus the cold import of what the step uses (after `import kfp`, "
         f"{statistics.median(e['kfp_executor'] for e in diagnostics['imports'].values()):.2f}s "
@@ -678,13 +705,52 @@ def render_diagnostics(diagnostics: dict, summary: dict, repeats: int) -> str:
             or name.startswith(("shipyard.features", "shipyard.training.e", "shipyard.data"))
         ]
         heavy = [
-            "feast via mlflow plugin" if name == MLFLOW_FIRST_REQUEST else name for name in heavy
+            "mlflow's first request (plugins)" if name == MLFLOW_FIRST_REQUEST else name
+            for name in heavy
         ]
         lines.append(
             f"| {step} | {extra:+.2f} | {floor + entry['step']:.2f} | {entry['step']:.2f} | "
             f"{', '.join(heavy)} |"
         )
     return "\n".join(lines)
+
+
+def compile_bytecode(env: dict) -> float:
+    """Compile site-packages and the checkout into ``env["PYTHONPYCACHEPREFIX"]``."""
+    import sysconfig
+
+    here = Path(__file__).resolve().parents[1]
+    folders = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    folders |= {str(here / "platform"), str(here / "pipelines")}
+    began = time.perf_counter()
+    # Some packages ship files that do not compile (templates, Python 2 examples): not checked.
+    command = [sys.executable, "-m", "compileall", "-q", "-j", "0", *sorted(folders)]
+    subprocess.run(command, env=env, capture_output=True)
+    return time.perf_counter() - began
+
+
+def bytecode_state(env: dict) -> str:
+    """Whether the worker processes find compiled bytecode (probed on polars)."""
+    code = (
+        "import importlib.util, os, sys\n"
+        "cached = importlib.util.cache_from_source(importlib.util.find_spec('polars').origin)\n"
+        "print(os.path.exists(cached), sys.flags.dont_write_bytecode, sys.pycache_prefix)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    ).stdout.split()
+    if not output:
+        return "unknown"
+    cached, no_writes, prefix = output
+    where = f" in {prefix}" if prefix != "None" else ""
+    if cached == "True":
+        return f"compiled{where} (as in an image built with pip)"
+    if no_writes == "1":
+        return (
+            "none, and PYTHONDONTWRITEBYTECODE=1: every process compiles what it imports "
+            "(see --bytecode-cache)"
+        )
+    return "not compiled yet: the first process to import a module writes it"
 
 
 def _commit() -> str:
@@ -714,6 +780,11 @@ def main() -> int:
     parser.add_argument("--no-diagnose", action="store_true", help="skip the fixed-cost probes")
     parser.add_argument("--diagnose-repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temporary state dir")
+    parser.add_argument(
+        "--bytecode-cache",
+        type=Path,
+        help="compile bytecode into this folder first and run both sides with it (see Bytecode)",
+    )
     parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -727,6 +798,7 @@ def main() -> int:
     settings = isolated_settings(work / "state")
     runs: list[dict] = []
     diagnostics: dict = {}
+    bytecode = "unknown"
     try:
         say(f"starting the stack in {settings.state_dir}")
         began = time.perf_counter()
@@ -735,6 +807,12 @@ def main() -> int:
         say(f"generating {args.rows:,} transactions")
         say(f"  written in {write_raw_data(settings, args.rows, args.seed):.1f}s")
         env = {**os.environ, **settings.to_env()}
+        if args.bytecode_cache:
+            say(f"compiling bytecode into {args.bytecode_cache}")
+            env["PYTHONPYCACHEPREFIX"] = str(args.bytecode_cache.absolute())
+            say(f"  compiled in {compile_bytecode(env):.1f}s")
+        bytecode = bytecode_state(env)
+        say(f"bytecode: {bytecode}")
         for repeat in range(1, args.repeats + 1):
             order = ("script", "kfp") if repeat % 2 else ("kfp", "script")
             say(f"repeat {repeat}/{args.repeats}: {' then '.join(order)}")
@@ -759,6 +837,7 @@ def main() -> int:
         {run[kind]["failed"].split(":")[0] for run in runs for kind in KINDS if run[kind]["failed"]}
     )
     print(render(summary, args.repeats, args.rows, failures))
+    print(f"Bytecode: {bytecode}.")
     print()
     for kind in KINDS:
         for index, run in enumerate(runs, 1):
@@ -786,6 +865,7 @@ def main() -> int:
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
                 "commit": _commit(),
             },
+            "bytecode": bytecode,
             "summary": summary,
             "runs": runs,
             "diagnostics": diagnostics,

@@ -7,7 +7,6 @@ One definition, three ways to run it (``shipyard pipeline …``): locally with `
 compiled to IR YAML, or submitted to a KFP cluster.
 """
 
-
 from kfp import dsl
 
 from pipelines import components as c

@@ -3,6 +3,11 @@
 Each KFP component (``pipelines/components.py``) is a thin wrapper around one function here, so
 every step runs, and is tested, without KFP. Steps are idempotent: re-running one with the same
 inputs replaces its outputs atomically or finds the result it already produced.
+
+Each step imports what it uses inside its function: a component runs one step in a fresh
+process, where every import is paid again (Polars, LightGBM, MLflow, Feast cost up to seconds
+each). Steps that only log to MLflow or change its registry use its REST API
+(``shipyard.training.tracking``) instead of importing MLflow.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ import os
 import subprocess
 from datetime import datetime
 from pathlib import Path
-
-import numpy as np
-import polars as pl
+from typing import TYPE_CHECKING
 
 from shipyard import __version__
-from shipyard.data.offline_source import content_digest, read_manifest
 from shipyard.errors import ShipyardError
-from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from shipyard.settings import Settings
 
 MODEL_FILE = "model.txt"
 MODEL_URI_TAG = "shipyard.model_uri"
@@ -51,6 +58,8 @@ def code_version() -> str:
 
 def ingest(raw: Path) -> dict:
     """Check the raw data set is complete and unchanged since it was written; its lineage."""
+    from shipyard.data.offline_source import content_digest, read_manifest
+
     manifest = read_manifest(raw)
     digest = content_digest(raw)
     if manifest.get("digest") != digest:
@@ -99,6 +108,10 @@ def training_set(settings: Settings, clean: Path, service: str, out: Path) -> di
 
 
 def load_training_set(folder: Path) -> tuple[pl.DataFrame, dict]:
+    import polars as pl
+
+    from shipyard.data.offline_source import read_manifest
+
     return pl.read_parquet(folder / "data.parquet"), read_manifest(folder)
 
 
@@ -117,12 +130,12 @@ def train(
 
     Returns the MLflow run id.
     """
-    import mlflow
-    from mlflow.models import infer_signature
+    import polars as pl
 
     from shipyard.features.encoding import encode_frame, input_names
     from shipyard.training.model import HyperParameters, predict, time_split
     from shipyard.training.model import train as fit
+    from shipyard.training.tracking import import_mlflow
 
     hyper = HyperParameters(**params)
     frame, manifest = load_training_set(training_dir)
@@ -134,6 +147,9 @@ def train(
     booster = fit(x, y, names, hyper)
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE))
+
+    mlflow = import_mlflow()
+    from mlflow.models import infer_signature
 
     mlflow.set_tracking_uri(settings.url("mlflow"))
     mlflow.set_experiment(experiment)
@@ -175,12 +191,13 @@ def evaluate(
     """Metrics, slices and plots of the candidate on the holdout, and of the champion on the same
     rows (with its own feature service); everything logged to the candidate's MLflow run."""
     import lightgbm as lgb
-    import mlflow
+    import polars as pl
 
     from shipyard.features.encoding import encode_frame
     from shipyard.training.evaluation import evaluate as measure
     from shipyard.training.evaluation import plot
     from shipyard.training.model import predict, time_split
+    from shipyard.training.tracking import MlflowRest
 
     frame, manifest = load_training_set(training_dir)
     _, holdout = time_split(frame)
@@ -200,12 +217,13 @@ def evaluate(
         "holdout_rows": len(y),
     }
     (out / "evaluation.json").write_text(json.dumps(result, indent=2))
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"holdout.{k}": v for k, v in candidate.flat_metrics().items()})
+    # What `with mlflow.start_run(run_id=…)` + log_metrics/log_artifact/log_dict do, over REST.
+    tracking = MlflowRest(settings.url("mlflow"))
+    with tracking.resumed(run_id) as run:
+        tracking.log_metrics(run, {f"holdout.{k}": v for k, v in candidate.flat_metrics().items()})
         for path in plots:
-            mlflow.log_artifact(str(path), artifact_path="plots")
-        mlflow.log_dict(result, "evaluation.json")
+            tracking.log_artifact(run, path, artifact_path="plots")
+        tracking.log_dict(run, result, "evaluation.json")
     return result
 
 
@@ -213,28 +231,32 @@ def _champion_evaluation(
     settings: Settings, model_name: str, holdout: pl.DataFrame, y: np.ndarray, slices: dict
 ) -> tuple[object | None, str | None]:
     """The champion's metrics on the same holdout rows, if there is a champion."""
-    import mlflow
-    from mlflow import MlflowClient
+    from shipyard.training.tracking import CHAMPION, MlflowRest
+
+    version = MlflowRest(settings.url("mlflow")).model_version_by_alias(model_name, CHAMPION)
+    if version is None:
+        return None, None
+    import numpy as np
 
     from shipyard.features import store as feature_store
     from shipyard.features.encoding import encode_frame
     from shipyard.features.training import CONTEXT_COLUMNS, LABEL, point_in_time_join, service_plan
     from shipyard.training.evaluation import evaluate as measure
-    from shipyard.training.registry import CHAMPION, alias_version
+    from shipyard.training.tracking import import_mlflow
 
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    client = MlflowClient()
-    version = alias_version(client, model_name, CHAMPION)
-    if version is None:
-        return None, None
-    service = version.tags.get("feature_service")
+    tags = {tag["key"]: tag["value"] for tag in version.get("tags", [])}
+    service = tags.get("feature_service")
     if not service:
-        raise ShipyardError(f"champion {model_name} v{version.version} has no feature_service tag")
+        raise ShipyardError(
+            f"champion {model_name} v{version['version']} has no feature_service tag"
+        )
     joins, on_demand = service_plan(feature_store.open_store(settings), service)
     rows = point_in_time_join(holdout.select(*CONTEXT_COLUMNS, LABEL), joins, on_demand)
+    mlflow = import_mlflow()
+    mlflow.set_tracking_uri(settings.url("mlflow"))
     model = mlflow.lightgbm.load_model(f"models:/{model_name}@{CHAMPION}")
     scores = np.asarray(model.predict(encode_frame(rows, service)), dtype=np.float64)
-    return measure(y, scores, slices), version.version
+    return measure(y, scores, slices), version["version"]
 
 
 def gate(evaluation: dict, policy: dict, run_id: str, settings: Settings) -> dict:
@@ -281,20 +303,20 @@ def register(
     pipeline_run: str,
 ) -> dict:
     """Register the run's model with owner, lineage and a model card; idempotent."""
-    import mlflow
-    from mlflow import MlflowClient
-
+    from shipyard.data.offline_source import read_manifest
     from shipyard.training.model_card import model_card
     from shipyard.training.registry import Ownership, fingerprint
     from shipyard.training.registry import register as register_version
+    from shipyard.training.tracking import import_mlflow
 
     ownership = Ownership(owner, team, on_call)
-    _, manifest = load_training_set(training_dir)
+    manifest = read_manifest(training_dir)  # the training set's manifest, not its rows
     code = code_version()
     print_ = fingerprint(manifest["digest"], manifest["feature_service"], params, code)
     card = model_card(model_name, ownership, manifest, evaluation, params, code)
+    mlflow = import_mlflow()
     mlflow.set_tracking_uri(settings.url("mlflow"))
-    client = MlflowClient()
+    client = mlflow.MlflowClient()
     client.log_text(run_id, card, "model_card.md")
     lineage = {
         "dataset_digest": manifest["digest"],
@@ -325,11 +347,11 @@ def export(
 ) -> dict:
     """ONNX with a parity check on the holdout, into Triton's repository and MLflow."""
     import lightgbm as lgb
-    from mlflow import MlflowClient
 
     from shipyard.features.encoding import encode_frame, input_names
     from shipyard.training.export import check_parity, to_onnx, write_triton_entry
     from shipyard.training.model import predict, time_split
+    from shipyard.training.tracking import MlflowRest
 
     frame, manifest = load_training_set(training_dir)
     service = manifest["feature_service"]
@@ -342,15 +364,12 @@ def export(
     entry = write_triton_entry(
         layout.triton_models, model_name, int(version), onnx_model, len(input_names(service))
     )
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    client = MlflowClient()
-    details = client.get_model_version(model_name, version)
-    client.log_text(details.run_id, json.dumps(input_names(service)), "onnx/inputs.json")
+    tracking = MlflowRest(settings.url("mlflow"))
+    run = tracking.get_run(tracking.get_model_version(model_name, version)["run_id"])
+    tracking.log_text(run, json.dumps(input_names(service)), "onnx/inputs.json")
     (model_dir / "model.onnx").write_bytes(onnx_model)
-    client.log_artifact(details.run_id, str(model_dir / "model.onnx"), "onnx")
-    client.set_model_version_tag(
+    tracking.log_artifact(run, model_dir / "model.onnx", "onnx")
+    tracking.set_model_version_tag(
         model_name, version, "onnx_parity_max_abs_diff", f"{difference:.3e}"
     )
     return {"triton_entry": str(entry.path), "version": entry.version, "parity": difference}
@@ -358,8 +377,7 @@ def export(
 
 def mark_challenger(settings: Settings, model_name: str, version: str) -> dict:
     """Point ``challenger`` at ``version``; with no champion yet (bootstrap), it is champion too."""
-    from shipyard.training.registry import CHALLENGER, CHAMPION
-    from shipyard.training.tracking import MlflowRest
+    from shipyard.training.tracking import CHALLENGER, CHAMPION, MlflowRest
 
     tracking = MlflowRest(settings.url("mlflow"))
     tracking.set_alias(model_name, CHALLENGER, version)
