@@ -80,19 +80,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_reject=gateway.metrics.rejected.labels(reason="too_large").inc,
     )
 
-    def check_predict(request: Request) -> None:
+    # Dependencies are coroutines: FastAPI runs plain functions in a thread pool, a thread hop
+    # per request for a check that takes microseconds.
+    async def check_predict(request: Request) -> None:
         try:
             gateway.keys.check_predict(request)
         except errors.Unauthorized:
             gateway.metrics.rejected.labels(reason="unauthorized").inc()
             raise
 
-    def predict_access_with_keys(
+    async def predict_access_with_keys(
         request: Request,
         _key: Annotated[str | None, Depends(api_key_header)] = None,
         _bearer: Annotated[object, Depends(bearer)] = None,
     ) -> None:
-        check_predict(request)
+        await check_predict(request)
 
     # The schema declares keys on predict routes only when keys are configured: an open
     # predict API must not advertise authentication it does not enforce.
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     predict_access = predict_access_with_keys if keyed else check_predict
     predict_auth_errors: tuple[int, ...] = (401,) if keyed else ()
 
-    def admin_access(
+    async def admin_access(
         request: Request,
         _key: Annotated[str | None, Depends(api_key_header)] = None,
         _bearer: Annotated[object, Depends(bearer)] = None,
