@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Readiness: started, audit log open, routing table loaded (a refused routing file
         keeps the previous table serving and is reported in `detail`)."""
         detail = gateway.router.last_error
-        return _json({"status": "ready", "detail": detail})
+        return _json({"status": "ready", **({"detail": detail} if detail else {})})
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
     async def metrics() -> Response:

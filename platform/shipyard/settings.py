@@ -266,6 +266,16 @@ class Settings(BaseSettings):
         default_factory=_default_tools_dir,
         description="Cache of tool binaries built from source (helm, tofu, kubeconform …).",
     )
+    redis_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Host of the Redis online store (redis profile); a Service name on a cluster.",
+    )
+    mlflow_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/.*)?$",
+        description="MLflow tracking server URL. Unset: the embedded one on loopback.",
+    )
     redis_password: SecretStr | None = Field(
         None, description="Password of the Redis online store (from a secret); unset: none."
     )
@@ -314,7 +324,10 @@ class Settings(BaseSettings):
     # Derived values: computed, never configured twice.
 
     def url(self, port_name: str, path: str = "") -> str:
-        """Loopback URL of one of the stack's ports, e.g. ``url("gateway", "/docs")``."""
+        """URL of one of the stack's services, e.g. ``url("gateway", "/docs")``: loopback,
+        except MLflow when ``mlflow_url`` points elsewhere (a cluster's Service)."""
+        if port_name == "mlflow" and self.mlflow_url:
+            return self.mlflow_url.rstrip("/") + path
         return f"http://127.0.0.1:{getattr(self.ports, port_name)}{path}"
 
     def to_env(self) -> dict[str, str]:

@@ -64,7 +64,7 @@ def test_up_status_restart_idempotence_and_down(tmp_path: Path) -> None:
             lambda: (
                 (h := prometheus_target_health(settings))
                 and set(h.values()) == {"up"}
-                and len(h) == 5
+                and len(h) == 6  # prometheus, redis, mlflow, two Tritons, gateway
             ),
             within_s=30,
             what="every Prometheus target up",

@@ -25,6 +25,7 @@ def test_every_component_is_ready_and_answers(stack: tuple[Settings, StackState]
     assert {name: c.status for name, c in state.components.items()} == {
         "mlflow": "ready",
         "triton": "ready",
+        "triton-cpu": "ready",
         "gateway": "ready",
         "prometheus": "ready",
     }
@@ -53,7 +54,7 @@ def test_prometheus_scrapes_every_component(stack: tuple[Settings, StackState]) 
         within_s=30,
         what="every Prometheus target up",
     )
-    assert set(health) == {"prometheus", "mlflow", "triton", "gateway"}
+    assert set(health) == {"prometheus", "mlflow", "triton", "triton-cpu", "gateway"}
 
 
 def test_up_again_changes_nothing(stack: tuple[Settings, StackState]) -> None:

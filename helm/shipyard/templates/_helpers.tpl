@@ -180,8 +180,8 @@ skips that hop). */}}
 {{- end -}}
 
 {{/* The online store's connection, as the settings and Feast's feature_store.redis.yaml read it.
-SHIPYARD_REDIS_HOST is the host setting the gateway is being given (it dials loopback until
-then); the Feast CLI reads SHIPYARD_REDIS_ADDRESS itself. */}}
+SHIPYARD_REDIS_HOST and SHIPYARD_PORTS__REDIS are the settings the gateway's reader dials; the
+Feast CLI reads SHIPYARD_REDIS_ADDRESS itself. */}}
 {{- define "shipyard.redisEnv" -}}
 - name: SHIPYARD_PROFILE
   value: redis

@@ -247,7 +247,7 @@ def _connect(settings: Settings, config: Any) -> _SqliteRead | _RedisRead:
         from redis.retry import Retry
 
         client = redis.Redis(
-            host="127.0.0.1",
+            host=settings.redis_host,
             port=settings.ports.redis,
             password=password or None,
             socket_timeout=timeout_s,

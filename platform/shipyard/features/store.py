@@ -54,7 +54,7 @@ def placeholders(settings: Settings) -> dict[str, str]:
     password = settings.redis_password.get_secret_value() if settings.redis_password else ""
     return {
         "SHIPYARD_FEAST_DIR": str(StateLayout(settings.state_dir).feast),
-        "SHIPYARD_REDIS_ADDRESS": f"127.0.0.1:{settings.ports.redis}",
+        "SHIPYARD_REDIS_ADDRESS": f"{settings.redis_host}:{settings.ports.redis}",
         "SHIPYARD_REDIS_PASSWORD": password,
     }
 
