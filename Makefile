@@ -7,7 +7,7 @@ SHIPYARD := $(VENV)/bin/shipyard
 PYTEST := $(VENV)/bin/pytest
 CLUSTER ?=
 
-.PHONY: help install up down status logs test test-unit test-integration test-e2e lint format lock clean
+.PHONY: help install up down status logs test test-unit test-integration test-e2e chart-tools chart-test chart-golden lint format lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +27,7 @@ status: ## Show each component's health, pid, restarts and endpoint
 logs: ## Print the last lines of every component's log
 	@$(SHIPYARD) logs
 
-test: install ## Run every test that runs on this machine (unit, integration, e2e)
+test: install chart-tools ## Run every test that runs on this machine (unit, integration, e2e)
 	@$(PYTEST) tests
 
 test-unit: install ## Run the unit tests only (fast, no processes)
@@ -38,6 +38,15 @@ test-integration: install ## Run the integration tests (real servers on loopback
 
 test-e2e: install ## Run the end-to-end tests (the whole platform through the CLI)
 	@$(PYTEST) tests/e2e
+
+chart-tools: ## Build the chart and cluster tools once into the tools cache (helm, helm-unittest, kubeconform, tofu, checkov, schemas)
+	@scripts/chart.sh tools
+
+chart-test: install chart-tools ## Lint, render, validate (kubeconform, checkov) and test the Helm chart, offline
+	@$(PYTEST) tests/integration/test_helm_chart.py
+
+chart-golden: ## Re-render the chart's golden manifests (helm/golden/) after a reviewed change
+	@scripts/chart.sh golden
 
 pipelines: install ## Recompile the KFP pipeline to its golden IR YAML (tests/golden/)
 	@$(SHIPYARD) pipeline compile training --out tests/golden/training_pipeline.yaml
