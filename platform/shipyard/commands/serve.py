@@ -75,7 +75,7 @@ def publish_command(
     result = publish(settings, model, version, _progress)
     pools = ", ".join(f"{name} {state}" for name, state in result.pools.items()) or "no pools"
     verb = "already published" if result.already else "published"
-    out.print(f"{verb} {model} v{version}: {pools}; in-process fallback ready")
+    out.print(f"{verb} {model} v{version}: {pools}; loads in ONNX Runtime (in-process fallback)")
     current = routing.load(_routing_file(settings)).models.get(model)
     if route == "auto":
         route = "stable" if current is None else "none"
