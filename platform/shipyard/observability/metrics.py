@@ -224,3 +224,68 @@ class GatewayMetrics:
         if self.multiprocess_path is None:
             return self.registry
         return collecting_registry(self.multiprocess_path)
+
+
+# -------------------------------------------------------------------------------------------
+# Series exported by the drift monitor / rollout analysis / registry exporter / pipeline
+# runner — see issues 6 and 7. Named here ahead of their exporters because the rules
+# (shipyard.observability.rules) already alert on them: an exporter must use exactly these names
+# and labels. An exporter leaves a series out (or NaN) while its window holds too little data
+# to judge, so that no alert fires on an empty window.
+
+# Gauge: population stability index of one feature's live distribution (the drift monitor's
+# rolling window, per model version) against the reference binned at training time.
+FEATURE_PSI = f"{NAMESPACE}_gateway_feature_psi"
+# Gauge: the same for the served score (the 20 SCORE_BUCKETS bins) — prediction drift.
+SCORE_PSI = f"{NAMESPACE}_gateway_score_psi"
+# Gauge: rolling AUC over predictions whose true label arrived through POST /v1/feedback.
+ONLINE_AUC = f"{NAMESPACE}_gateway_online_auc"
+# Gauge: holdout AUC the evaluate step measured for the version (registry exporter); the
+# baseline an online quality drop is measured against.
+MODEL_EVALUATION_AUC = f"{NAMESPACE}_model_evaluation_auc"
+# Gauge: failed analysis checks of the canary in the rollout in progress; the series is
+# removed when the rollout ends (promoted or rolled back).
+CANARY_FAILED_CHECKS = f"{NAMESPACE}_rollout_canary_failed_checks"
+# Gauge: seconds since the version behind a registry alias (champion, challenger) was created.
+MODEL_AGE = f"{NAMESPACE}_model_age_seconds"
+# Counter: finished pipeline runs by status; both statuses start at 0 for every pipeline so
+# that the first failure shows in increase().
+PIPELINE_RUNS = f"{NAMESPACE}_pipeline_runs_total"
+# Gauge: Unix time of the pipeline's last successful run.
+PIPELINE_LAST_SUCCESS = f"{NAMESPACE}_pipeline_last_success_timestamp_seconds"
+
+EXPORTER_LABELS: dict[str, tuple[str, ...]] = {
+    FEATURE_PSI: ("model", "version", "feature"),
+    SCORE_PSI: ("model", "version"),
+    ONLINE_AUC: ("model", "version"),
+    MODEL_EVALUATION_AUC: ("model", "version"),
+    CANARY_FAILED_CHECKS: ("model", "version"),
+    MODEL_AGE: ("model", "alias"),
+    PIPELINE_RUNS: ("pipeline", "status"),
+    PIPELINE_LAST_SUCCESS: ("pipeline",),
+}
+PIPELINE_SUCCEEDED, PIPELINE_FAILED = "succeeded", "failed"
+
+# Label values the rules match on. serving/ spells them too (backend names, routes, the value
+# of a label the request could not fill); tests/unit/test_rules.py keeps the two in step.
+BACKENDS = ("triton-primary", "triton-cpu", "in-process")
+ROUTE_STABLE, ROUTE_CANARY = "stable", "canary"
+UNLABELLED = "none"
+
+# -------------------------------------------------------------------------------------------
+# Exported by Triton Inference Server itself (labels model, version), per pool. Not ours to
+# name; listed once so that the rules and dashboards never spell them out.
+TRITON_REQUEST_SUCCESS = "nv_inference_request_success"
+TRITON_REQUEST_FAILURE = "nv_inference_request_failure"
+TRITON_INFERENCE_COUNT = "nv_inference_count"
+TRITON_EXEC_COUNT = "nv_inference_exec_count"
+TRITON_QUEUE_DURATION_US = "nv_inference_queue_duration_us"
+TRITON_COMPUTE_INFER_DURATION_US = "nv_inference_compute_infer_duration_us"
+TRITON_METRICS = (
+    TRITON_REQUEST_SUCCESS,
+    TRITON_REQUEST_FAILURE,
+    TRITON_INFERENCE_COUNT,
+    TRITON_EXEC_COUNT,
+    TRITON_QUEUE_DURATION_US,
+    TRITON_COMPUTE_INFER_DURATION_US,
+)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipyard.errors import MissingDependencyError
+from shipyard.observability import rules
 from shipyard.observability.prometheus import ScrapeTarget, render_config
 from shipyard.settings import Settings
 from shipyard.stack import triton
@@ -236,7 +237,8 @@ def prometheus(
 
     def write_config() -> None:
         (layout.prometheus / "data").mkdir(parents=True, exist_ok=True)
-        text = render_config(targets)
+        # Referenced where the package ships them: a new release's rules apply on restart.
+        text = render_config(targets, rule_files=rules.packaged_rule_files())
         if not config_file.is_file() or config_file.read_text() != text:
             config_file.write_text(text)
 
