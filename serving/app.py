@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import orjson
@@ -21,6 +22,8 @@ from serving.access import BodyLimit, api_key_header, bearer
 from serving.errors import PREDICT_ERRORS, openapi_responses
 from serving.gateway import Gateway
 from serving.schemas import (
+    Feedback,
+    FeedbackReceipt,
     Health,
     ModelDetail,
     ModelList,
@@ -41,6 +44,19 @@ ModelPath = Annotated[
 ]
 
 
+MONITOR_REFRESH_S = 2.0
+
+
+async def _every(interval_s: float, job: Callable[[], None]) -> None:
+    """Run ``job`` every ``interval_s`` in the event loop; an error never stops the schedule."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            job()
+        except Exception:
+            logging.getLogger("shipyard.gateway").exception("periodic job failed")
+
+
 def _json(payload: object, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
@@ -53,13 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.start()
-        watcher = asyncio.create_task(gateway.router.watch(settings.serving.routing_poll_s))
+        tasks = [
+            asyncio.create_task(gateway.router.watch(settings.serving.routing_poll_s)),
+            asyncio.create_task(_every(MONITOR_REFRESH_S, gateway.monitor.refresh)),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await gateway.stop()
 
     app = FastAPI(
@@ -173,6 +193,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version that serves each one), the model on the first backend that answers, one
         audit record per prediction."""
         return _json(await gateway.predict(model, body))
+
+    @app.post(
+        "/v1/feedback",
+        response_model=FeedbackReceipt,
+        status_code=202,
+        tags=["predict"],
+        dependencies=[Depends(predict_access)],
+        responses=openapi_responses((*predict_auth_errors, 413, 422, 503)),
+    )
+    async def feedback(body: Feedback) -> Response:
+        """The true label of an earlier prediction (e.g. a confirmed fraud, days later). Every
+        label is recorded; those matching this gateway's recent predictions feed the rolling
+        online quality of the version that served them (concept drift)."""
+        return _json(gateway.feedback(body.prediction_id, body.label), status=202)
 
     @app.get(
         "/v1/admin/routes",

@@ -31,6 +31,7 @@ from serving.errors import (
 )
 from serving.features import FeatureLookup
 from serving.models import ModelCatalog, ServedVersion, VersionNotPublished, read_metadata
+from serving.monitoring import Monitor
 from serving.router import Choice, Router, choose
 from serving.schemas import PredictRequest, RouteUpdate
 from shipyard import __version__
@@ -51,6 +52,7 @@ class Paths:
     routing_file: Path
     model_repository: Path
     audit: Path
+    feedback: Path
 
     @classmethod
     def of(cls, settings: Settings) -> Paths:
@@ -60,6 +62,7 @@ class Paths:
             routing_file=serving.routing_file or layout.routing_file,
             model_repository=serving.model_repository or layout.triton_models,
             audit=layout.audit,
+            feedback=layout.root / "feedback",
         )
 
 
@@ -91,12 +94,18 @@ class Gateway:
             sync_interval_s=serving.audit_sync_ms / 1000,
             on_sync=self.metrics.audit_sync_duration.observe,
         )
+        # Labels are audited like predictions: append-only, never lost.
+        self.feedback_log = AuditLog(
+            self.paths.feedback, sync_interval_s=serving.audit_sync_ms / 1000
+        )
+        self.monitor = Monitor(self.metrics)
         self.chain: BackendChain | None = None
         self._canaries: dict[tuple[str, str], float] = {}
 
     # lifecycle (inside the event loop: the gRPC clients bind to it)
 
     def start(self) -> None:
+        self.feedback_log.open()
         recovered = self.audit.open()
         if recovered:
             log.warning("audit log: recovered %d segment(s) after a crash", len(recovered))
@@ -115,6 +124,7 @@ class Gateway:
             await self.chain.close()
         self.features.close()
         self.audit.close()  # after the last request: every record synced before exit
+        self.feedback_log.close()
 
     # routing
 
@@ -247,14 +257,19 @@ class Gateway:
             predictions: list[dict[str, Any]] = [{} for _ in rows]
             records: list[dict[str, Any]] = []
             served_at = datetime.now(UTC).isoformat()
+            observed: dict[Choice, tuple[ServedVersion, list[str], np.ndarray, np.ndarray]] = {}
             for choice, indices in groups.items():
                 served = self._served(model, choice.version)
                 group_rows = [rows[i] for i in indices]
                 x = self.features.rows(served, group_rows)
                 scores, backend = await self._score(served, x)
                 backends[choice] = backend
+                ids = [
+                    request_id if len(rows) == 1 else f"{request_id}-{index}" for index in indices
+                ]
+                observed[choice] = (served, ids, x, scores)
                 for k, index in enumerate(indices):
-                    prediction_id = request_id if len(rows) == 1 else f"{request_id}-{index}"
+                    prediction_id = ids[k]
                     score = float(scores[k])
                     predictions[index] = {
                         "prediction_id": prediction_id,
@@ -273,6 +288,8 @@ class Gateway:
                 self.metrics.audit_errors.inc()
                 raise AuditUnavailable(f"{exc}: prediction not served") from None
             self.metrics.audit_records.inc(len(records))
+            for served, ids, x, scores in observed.values():
+                self.monitor.observe(served, ids, x, scores)
             elapsed = time.perf_counter() - started
             for choice, indices in groups.items():
                 labels = (model, choice.version, choice.route, backends[choice])
@@ -293,6 +310,28 @@ class Gateway:
         finally:
             self.in_flight.leave()
             self._count(model, groups, backends, status, time.perf_counter() - started)
+
+    def feedback(self, prediction_id: str, label: int) -> dict[str, Any]:
+        """Record a true label durably; count it towards online quality when the prediction is
+        one of this worker's recent ones."""
+        matched = self.monitor.feedback(prediction_id, label)
+        record = {
+            "prediction_id": prediction_id,
+            "label": label,
+            "ts": datetime.now(UTC).isoformat(),
+            "matched": matched is not None,
+        }
+        try:
+            self.feedback_log.append([record])
+        except AuditWriteError as exc:
+            raise AuditUnavailable(f"{exc}: label not recorded") from None
+        model, version = matched or (None, None)
+        return {
+            "prediction_id": prediction_id,
+            "matched": matched is not None,
+            "model": model,
+            "version": version,
+        }
 
     def _served(self, model: str, version: str) -> ServedVersion:
         try:

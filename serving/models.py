@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.observability.drift import Reference
 from shipyard.training.export import INPUT, OUTPUT, PUBLISHED_MARKER
 
 METADATA_FILE = PUBLISHED_MARKER
@@ -33,6 +34,8 @@ class ServedVersion:
     input_names: tuple[str, ...]
     lineage: dict[str, Any] = field(default_factory=dict)
     session: Any = field(default=None, repr=False, compare=False)
+    # The drift monitor's baseline, written by the export step (None for older exports).
+    reference: Reference | None = field(default=None, repr=False, compare=False)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """In-process ONNX Runtime: P(fraud) per row."""
@@ -107,6 +110,7 @@ class ModelCatalog:
             input_names=tuple(metadata["inputs"]),
             lineage=metadata.get("lineage", {}),
             session=session,
+            reference=Reference.read(folder),
         )
 
     def forget(self, model: str, version: str) -> None:

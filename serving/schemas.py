@@ -110,6 +110,27 @@ class Health(BaseModel):
     detail: str | None = None
 
 
+class Feedback(BaseModel):
+    """The true outcome of a prediction, once known (e.g. a chargeback days later)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[0-9a-f]+(-[0-9]+)?$", description="From predict."
+    )
+    label: Literal[0, 1] = Field(description="1: the transaction was fraud; 0: it was not.")
+
+
+class FeedbackReceipt(BaseModel):
+    prediction_id: str
+    matched: bool = Field(
+        description="The prediction was found among this gateway's recent ones and counts "
+        "towards its version's online quality. Every label is recorded either way."
+    )
+    model: str | None = None
+    version: str | None = None
+
+
 class RouteUpdate(BaseModel):
     """New desired state of one model's traffic (admin)."""
 

@@ -489,6 +489,54 @@ def test_overload_is_refused_fast_with_retry_after(served: Served, tmp_path: Pat
         edge.stop()
 
 
+@pytest.mark.slow
+def test_drift_and_online_quality_are_measured(served: Served, tmp_path: Path) -> None:
+    stable_only(served)
+    edge = EdgeGateway(served, tmp_path).start()  # a fresh monitor: only this test's traffic
+    try:
+        scores: dict[str, float] = {}
+        with httpx.Client(headers=keyed(), timeout=10) as client:
+            for i, customer in enumerate(served.known[:400]):
+                # Half the traffic with amounts far above every customer's usual spend.
+                amount = 50_000.0 if i % 2 else 42.5 + customer % 300
+                response = client.post(edge.predict_url, json=body_with(customer, amount))
+                assert response.status_code == 200, response.text
+                prediction = response.json()["predictions"][0]
+                scores[prediction["prediction_id"]] = prediction["score"]
+            median = sorted(scores.values())[len(scores) // 2]
+            for prediction_id, score in scores.items():
+                label = int(score > median)  # a perfectly ranked outcome: AUC 1
+                receipt = client.post(
+                    f"{edge.url}/v1/feedback", json={"prediction_id": prediction_id, "label": label}
+                )
+                assert receipt.status_code == 202 and receipt.json()["matched"], receipt.text
+            unknown = client.post(
+                f"{edge.url}/v1/feedback", json={"prediction_id": "ab", "label": 1}
+            )
+            assert unknown.status_code == 202 and not unknown.json()["matched"]
+            bad = client.post(f"{edge.url}/v1/feedback", json={"prediction_id": "ab", "label": 2})
+            assert bad.status_code == 422 and bad.json()["error"]["field"] == "label"
+            time.sleep(2.5)  # one monitor refresh
+            metrics = client.get(f"{edge.url}/metrics").text
+    finally:
+        edge.stop()
+    version = {"model": MODEL, "version": "1"}
+    assert metric(metrics, "shipyard_gateway_drift_window_rows", **version) == 400
+    ratio = metric(
+        metrics, "shipyard_gateway_feature_psi", **version, feature="amount_to_customer_mean_7d"
+    )
+    assert ratio > 0.2  # data drift on the feature the shifted amounts move
+    assert metric(metrics, "shipyard_gateway_score_psi", **version) >= 0
+    assert metric(metrics, "shipyard_gateway_online_auc", **version) == pytest.approx(1.0)
+    assert metric(metrics, "shipyard_gateway_labelled_predictions", **version) == 400
+    labels = list(iter_records(edge.state / "feedback"))
+    assert len(labels) == 401 and sum(r["matched"] for r in labels) == 400
+
+
+def body_with(customer: int, amount: float) -> dict:
+    return {"instances": [instance(customer, amount=amount)]}
+
+
 BAD_INPUTS = [
     # (description, path suffix, raw body, status, field)
     ("malformed JSON", "", b'{"instances": [', 400, "body"),

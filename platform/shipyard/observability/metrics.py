@@ -37,6 +37,9 @@ AUDIT_ERRORS = f"{NAMESPACE}_gateway_audit_write_errors_total"
 AUDIT_SYNC_DURATION = f"{NAMESPACE}_gateway_audit_sync_duration_seconds"
 ROUTING_RELOADS = f"{NAMESPACE}_gateway_routing_reloads_total"
 CANARY_WEIGHT = f"{NAMESPACE}_gateway_canary_weight_percent"
+DRIFT_WINDOW_ROWS = f"{NAMESPACE}_gateway_drift_window_rows"
+ONLINE_PRECISION = f"{NAMESPACE}_gateway_online_precision"
+LABELLED_PREDICTIONS = f"{NAMESPACE}_gateway_labelled_predictions"
 
 # Circuit-breaker states as gauge values (alerts compare against these).
 CIRCUIT_CLOSED, CIRCUIT_HALF_OPEN, CIRCUIT_OPEN = 0, 1, 2
@@ -59,6 +62,35 @@ def collecting_registry(path: str) -> CollectorRegistry:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=path)
     return registry
+
+
+def _monitoring_gauges(registry: CollectorRegistry) -> dict[str, Gauge]:
+    """The drift monitor's gauges (serving.monitoring). Each worker judges its own share of the
+    traffic; across workers the highest value is the one alerts see."""
+    version = ["model", "version"]
+
+    def gauge(name: str, text: str, labels: list[str]) -> Gauge:
+        return Gauge(name, text, labels, registry=registry, multiprocess_mode="livemax")
+
+    return {
+        "feature_psi": gauge(
+            FEATURE_PSI, "PSI of a feature's live distribution vs its reference.",
+            [*version, "feature"],
+        ),
+        "score_psi": gauge(SCORE_PSI, "PSI of the served scores vs the reference.", version),
+        "drift_window_rows": gauge(
+            DRIFT_WINDOW_ROWS, "Predictions in the drift window (PSI is NaN below 100).", version
+        ),
+        "online_auc": gauge(
+            ONLINE_AUC, "Rolling ROC-AUC of predictions whose label arrived.", version
+        ),
+        "online_precision": gauge(
+            ONLINE_PRECISION, "Rolling precision at the 0.5 decision threshold.", version
+        ),
+        "labelled_predictions": gauge(
+            LABELLED_PREDICTIONS, "Labelled predictions in the quality window.", version
+        ),
+    }  # fmt: skip
 
 
 @dataclass
@@ -86,6 +118,12 @@ class GatewayMetrics:
     audit_sync_duration: Histogram
     routing_reloads: Counter
     canary_weight: Gauge
+    feature_psi: Gauge
+    score_psi: Gauge
+    drift_window_rows: Gauge
+    online_auc: Gauge
+    online_precision: Gauge
+    labelled_predictions: Gauge
     # Decided once, at creation: importing Feast later sets PROMETHEUS_MULTIPROC_DIR for its
     # own use, and reading the variable at scrape time would then serve an empty page.
     multiprocess_path: str | None = None
@@ -213,6 +251,7 @@ class GatewayMetrics:
                 registry=registry,
                 multiprocess_mode="livemax",
             ),
+            **_monitoring_gauges(registry),
         )
         metrics.multiprocess_path = multiprocess_dir()
         metrics.build_info.labels(version=version, profile=profile).set(1)

@@ -97,7 +97,12 @@ class TritonEntry:
 
 
 def write_triton_entry(
-    repository: Path, name: str, version: int, onnx_model: bytes, n_features: int
+    repository: Path,
+    name: str,
+    version: int,
+    onnx_model: bytes,
+    n_features: int,
+    extra_files: dict[str, bytes] | None = None,
 ) -> TritonEntry:
     """Write ``<repository>/<name>/{config.pbtxt, configs/*.pbtxt, <version>/model.*}``.
 
@@ -117,6 +122,8 @@ def write_triton_entry(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     (staging / "model.onnx").write_bytes(onnx_model)
+    for file_name, content in (extra_files or {}).items():  # e.g. the drift reference
+        (staging / file_name).write_bytes(content)
     shutil.copyfile(Path(__file__).with_name("triton_model.py"), staging / "model.py")
     if target.exists():
         shutil.rmtree(target)

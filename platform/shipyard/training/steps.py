@@ -349,6 +349,7 @@ def export(
     import lightgbm as lgb
 
     from shipyard.features.encoding import encode_frame, input_names
+    from shipyard.observability.drift import REFERENCE_FILE, reference_from
     from shipyard.training.export import check_parity, to_onnx, write_triton_entry
     from shipyard.training.model import predict, time_split
     from shipyard.training.tracking import MlflowRest
@@ -359,14 +360,23 @@ def export(
     x = encode_frame(holdout, service)
     booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
     onnx_model = to_onnx(booster, len(input_names(service)))
-    difference = check_parity(onnx_model, predict(booster, x), x)
+    native = predict(booster, x)
+    difference = check_parity(onnx_model, native, x)
+    # The drift monitor's baseline: inputs and scores of the most recent labelled rows.
+    reference = reference_from(x, input_names(service), native).to_json()
     layout = StateLayout(settings.state_dir)
     entry = write_triton_entry(
-        layout.triton_models, model_name, int(version), onnx_model, len(input_names(service))
+        layout.triton_models,
+        model_name,
+        int(version),
+        onnx_model,
+        len(input_names(service)),
+        extra_files={REFERENCE_FILE: reference.encode()},
     )
     tracking = MlflowRest(settings.url("mlflow"))
     run = tracking.get_run(tracking.get_model_version(model_name, version)["run_id"])
     tracking.log_text(run, json.dumps(input_names(service)), "onnx/inputs.json")
+    tracking.log_text(run, reference, f"monitoring/{REFERENCE_FILE}")
     (model_dir / "model.onnx").write_bytes(onnx_model)
     tracking.log_artifact(run, model_dir / "model.onnx", "onnx")
     tracking.set_model_version_tag(
