@@ -229,6 +229,8 @@ class Gateway:
             self.in_flight.enter()
         except GatewayError as exc:
             self.metrics.rejected.labels(reason="overloaded").inc()
+            # Counted as an answered 503 too: a refusal spends availability budget.
+            self._count(model, {}, {}, exc.status, time.perf_counter() - started)
             exc.request_id = request_id
             raise
         try:
