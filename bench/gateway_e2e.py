@@ -49,6 +49,7 @@ from shipyard.settings import Settings  # noqa: E402
 from shipyard.stack import control  # noqa: E402
 from shipyard.stack.layout import StateLayout  # noqa: E402
 from shipyard.stack.probes import free_ports  # noqa: E402
+from shipyard.stack.supervisor import inherited_env  # noqa: E402
 
 MODEL = "fraud-scoring"
 RESULTS = ROOT / "bench" / "results"
@@ -220,7 +221,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="shipyard-b3-"))
     settings = isolated_settings(work / "state")
-    env = {**os.environ, **settings.to_env()}
+    env = {**inherited_env(), **settings.to_env()}
     extra: list[subprocess.Popen] = []
     say(f"starting an embedded stack in {work}")
     state = control.up(settings).state

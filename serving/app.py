@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status_code=202,
         tags=["predict"],
         dependencies=[Depends(predict_access)],
-        responses=openapi_responses((*predict_auth_errors, 413, 422, 503)),
+        responses=openapi_responses((400, *predict_auth_errors, 413, 422, 503)),
     )
     async def feedback(body: Feedback) -> Response:
         """The true label of an earlier prediction (e.g. a confirmed fraud, days later). Every

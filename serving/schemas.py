@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shipyard.features.encoding import VOCABULARIES
 from shipyard.routing import Analysis, ModelName, Version
@@ -118,7 +118,16 @@ class Feedback(BaseModel):
     prediction_id: str = Field(
         min_length=1, max_length=64, pattern=r"^[0-9a-f]+(-[0-9]+)?$", description="From predict."
     )
-    label: Literal[0, 1] = Field(description="1: the transaction was fraud; 0: it was not.")
+    label: int = Field(ge=0, le=1, description="1: the transaction was fraud; 0: not.")
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # JSON Schema's integer: 1 and 1.0 are labels; true and "1" are not (pydantic's lax
+        # mode would take both, its strict mode would refuse 1.0).
+        if isinstance(value, bool | str):
+            raise ValueError("must be the number 0 or 1")
+        return value
 
 
 class FeedbackReceipt(BaseModel):

@@ -34,6 +34,7 @@ from shipyard.stack import control
 from shipyard.stack.layout import StateLayout
 from shipyard.stack.probes import free_ports
 from shipyard.stack.state import stack_processes
+from shipyard.stack.supervisor import inherited_env
 from tests.conftest import isolated_settings
 from tests.e2e.test_platform_cli import shipyard, status_json
 from tests.load import SteadyLoad
@@ -331,7 +332,8 @@ class EdgeGateway:
         self.state = state
         self.url = f"http://127.0.0.1:{port}"
         self.env = {
-            **served.env,
+            **inherited_env(),
+            **served.settings.to_env(),
             "SHIPYARD_STATE_DIR": str(state),
             "SHIPYARD_PORTS__GATEWAY": str(port),
             "SHIPYARD_SERVING__ROUTING_FILE": str(layout.routing_file),

@@ -47,6 +47,21 @@ LOG_ROTATE_BYTES = 50 * 1024 * 1024
 log = logging.getLogger("shipyard.supervisor")
 
 
+# Set by libraries for their own use (importing Feast sets the first to a temporary folder):
+# inherited, they would put a component's metrics into a folder it does not own. A component
+# that wants multiprocess metrics sets its own (see components.gateway).
+_PRIVATE_VARIABLES = (
+    "PROMETHEUS_MULTIPROC_DIR",
+    "PROMETHEUS_MULTIPROCESS_DIR",
+    "prometheus_multiproc_dir",
+)
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment minus what must not leak into components."""
+    return {k: v for k, v in os.environ.items() if k not in _PRIVATE_VARIABLES}
+
+
 def backoff_delay(failed_starts: int) -> float:
     """Seconds to wait before the next start after ``failed_starts`` failures in a row."""
     if failed_starts <= 0:
@@ -211,7 +226,7 @@ class Supervisor:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env={**os.environ, **spec.env},
+                    env={**inherited_env(), **spec.env},
                     start_new_session=True,  # own process group: stop takes its children too
                     preexec_fn=_die_with(os.getpid()),
                     close_fds=True,
