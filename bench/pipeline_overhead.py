@@ -806,7 +806,9 @@ def main() -> int:
         say(f"  up in {time.perf_counter() - began:.1f}s")
         say(f"generating {args.rows:,} transactions")
         say(f"  written in {write_raw_data(settings, args.rows, args.seed):.1f}s")
-        env = {**os.environ, **settings.to_env()}
+        from shipyard.stack.supervisor import inherited_env
+
+        env = {**inherited_env(), **settings.to_env()}
         if args.bytecode_cache:
             say(f"compiling bytecode into {args.bytecode_cache}")
             env["PYTHONPYCACHEPREFIX"] = str(args.bytecode_cache.absolute())

@@ -8,13 +8,13 @@ apply (twice: idempotent) -> materialize -> get -> training-set -> push (bad pay
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import polars as pl
 
 from shipyard.data import pii
 from shipyard.stack.layout import StateLayout
+from shipyard.stack.supervisor import inherited_env
 from tests.conftest import isolated_settings
 from tests.e2e.test_platform_cli import shipyard
 
@@ -22,7 +22,7 @@ from tests.e2e.test_platform_cli import shipyard
 def test_features_flow_through_the_cli(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
     layout = StateLayout(settings.state_dir)
-    env = {**os.environ, **settings.to_env()}
+    env = {**inherited_env(), **settings.to_env()}
     printed: list[str] = []
 
     def run(*args: str, expect: int = 0) -> str:

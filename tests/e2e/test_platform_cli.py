@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from shipyard.stack.state import stack_processes
+from shipyard.stack.supervisor import inherited_env
 from tests.conftest import isolated_settings
 from tests.integration.conftest import prometheus_target_health, wait_for
 
@@ -46,7 +47,7 @@ def ps_pids() -> set[int]:
 @pytest.mark.slow
 def test_up_status_restart_idempotence_and_down(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state", profile="redis")
-    env = {**os.environ, **settings.to_env()}
+    env = {**inherited_env(), **settings.to_env()}
     try:
         started = shipyard(env, "up")
         assert started.returncode == 0, started.stderr
@@ -125,7 +126,7 @@ def test_up_status_restart_idempotence_and_down(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_concurrent_ups_start_one_stack(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
-    env = {**os.environ, **settings.to_env()}
+    env = {**inherited_env(), **settings.to_env()}
     try:
         racers = [
             subprocess.Popen(

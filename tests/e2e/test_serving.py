@@ -87,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         tmp_path_factory.mktemp("serving") / "state",
         serving={"api_keys": [PREDICT_KEY], "admin_keys": [ADMIN_KEY], "breaker_open_s": 0.5},
     )
-    env = {**os.environ, **settings.to_env()}
+    env = {**inherited_env(), **settings.to_env()}
     control.up(settings)
     try:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -101,13 +101,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             ["serve", "publish", MODEL, "--version", "1"],
         ):
             done = shipyard(env, *args, timeout_s=600)
-            assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
+            assert done.returncode == 0, (args, _failure(done.stdout), done.stderr[-2000:])
         known = _known_customers(settings)
         assert len(known) >= 300, f"only {len(known)} customers have online features"
         yield Served(settings, env, known)
     finally:
         control.down(settings)
     assert stack_processes(settings.state_dir) == []
+
+
+def _failure(output: str) -> str:
+    """The failing step's traceback from a pipeline run's output (the tail hides it)."""
+    start = output.rfind("Traceback")
+    return output[start : start + 4000] if start >= 0 else output[-3000:]
 
 
 def _known_customers(settings: Settings) -> list[int]:

@@ -6,7 +6,6 @@ an owner is refused before any work."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from shipyard.settings import Settings
 from shipyard.stack import control
 from shipyard.stack.layout import StateLayout
 from shipyard.stack.state import stack_processes
+from shipyard.stack.supervisor import inherited_env
 from tests.conftest import isolated_settings
 from tests.e2e.test_platform_cli import shipyard
 
@@ -38,7 +38,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
             rows=20_000, start=today - timedelta(days=10), days=10, seed=3, late_fraction=0.01
         )
         write_offline_source(generate(config), config, StateLayout(settings.state_dir).raw_data)
-        yield settings, {**os.environ, **settings.to_env()}
+        yield settings, {**inherited_env(), **settings.to_env()}
     finally:
         control.down(settings)
     assert stack_processes(settings.state_dir) == []
@@ -141,7 +141,7 @@ def _check_triton_serves_it(settings: Settings, version: object) -> None:
 
 
 def test_submission_to_an_unreachable_cluster_fails_clearly(tmp_path: Path) -> None:
-    env = {**os.environ, **isolated_settings(tmp_path / "state").to_env()}
+    env = {**inherited_env(), **isolated_settings(tmp_path / "state").to_env()}
     result = shipyard(
         env, "pipeline", "run", "training", "--host", "http://127.0.0.1:9", *OWNER, timeout_s=120
     )

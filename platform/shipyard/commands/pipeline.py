@@ -168,6 +168,12 @@ def _run_local(settings: Settings, layout: StateLayout, pipeline, arguments: dic
     # Steps run in this environment, which is what the pinned image holds: KFP's warning about a
     # non-Python base image does not apply.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task")
+    # Task processes inherit this environment: drop what libraries set for their own use
+    # (Feast's metrics folder, which its owner deletes when it exits).
+    from shipyard.stack.supervisor import PRIVATE_VARIABLES
+
+    for name in PRIVATE_VARIABLES:
+        os.environ.pop(name, None)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     began = time.perf_counter()
     try:

@@ -34,6 +34,7 @@ from shipyard.stack.state import (
     pid_alive,
     stack_processes,
 )
+from shipyard.stack.supervisor import inherited_env
 
 # The supervisor stops components one by one, each within twice its grace period.
 SUPERVISOR_STOP_TIMEOUT_S = 150.0
@@ -211,7 +212,7 @@ def _check_ports(settings: Settings, specs: list[ComponentSpec]) -> None:
 
 
 def _spawn_supervisor(settings: Settings, layout: StateLayout) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings.to_env(), STACK_MARKER_ENV: str(settings.state_dir)}
+    env = {**inherited_env(), **settings.to_env(), STACK_MARKER_ENV: str(settings.state_dir)}
     with open(layout.log_file("supervisor"), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "shipyard.stack.supervisor"],

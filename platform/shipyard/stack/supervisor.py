@@ -50,7 +50,7 @@ log = logging.getLogger("shipyard.supervisor")
 # Set by libraries for their own use (importing Feast sets the first to a temporary folder):
 # inherited, they would put a component's metrics into a folder it does not own. A component
 # that wants multiprocess metrics sets its own (see components.gateway).
-_PRIVATE_VARIABLES = (
+PRIVATE_VARIABLES = (
     "PROMETHEUS_MULTIPROC_DIR",
     "PROMETHEUS_MULTIPROCESS_DIR",
     "prometheus_multiproc_dir",
@@ -59,7 +59,7 @@ _PRIVATE_VARIABLES = (
 
 def inherited_env() -> dict[str, str]:
     """This process's environment minus what must not leak into components."""
-    return {k: v for k, v in os.environ.items() if k not in _PRIVATE_VARIABLES}
+    return {k: v for k, v in os.environ.items() if k not in PRIVATE_VARIABLES}
 
 
 def backoff_delay(failed_starts: int) -> float:
