@@ -62,7 +62,7 @@ class Paths:
             routing_file=serving.routing_file or layout.routing_file,
             model_repository=serving.model_repository or layout.triton_models,
             audit=layout.audit,
-            feedback=layout.root / "feedback",
+            feedback=layout.feedback,
         )
 
 

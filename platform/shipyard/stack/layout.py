@@ -96,6 +96,11 @@ class StateLayout:
         return self.root / "audit"
 
     @property
+    def feedback(self) -> Path:
+        """True labels sent to the gateway (append-only, like the audit log)."""
+        return self.root / "feedback"
+
+    @property
     def secrets(self) -> Path:
         return self.root / "secrets"
 
