@@ -152,6 +152,47 @@ class DataSettings(BaseModel):
     )
 
 
+class CostSettings(BaseModel):
+    """The cost model: what an hour of each serving pool costs, and the spend alerts' limits.
+
+    Prometheus multiplies these prices by the measured busy time of each backend (Triton's
+    compute time per model version, the gateway's in-process scoring time) and divides by the
+    predictions served: cost per 1,000 predictions per model, version and backend (recording
+    rules of the ``cost`` group in ``shipyard.observability.rules``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu_hour: float = Field(
+        0.35, ge=0, description="Price of one GPU hour in the primary (GPU) Triton pool, USD."
+    )
+    cpu_core_hour: float = Field(
+        0.0316,
+        ge=0,
+        description="Price of one CPU core hour (CPU Triton pool, in-process fallback), USD.",
+    )
+    spot_discount: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share taken off the GPU price when the GPU pool runs on spot VMs (0.6: 60%).",
+    )
+    daily_budget: float = Field(
+        50.0, gt=0, description="Spend per model and day above which ShipyardCostOverBudget fires."
+    )
+    max_daily_growth: float = Field(
+        0.5,
+        gt=0,
+        description="Day-over-day growth of a model's cost per 1k predictions above which "
+        "ShipyardCostGrowth fires (0.5: +50%).",
+    )
+
+    def price_per_hour(self, pool: Literal["gpu", "cpu"]) -> float:
+        """Effective hourly price of one unit (a GPU, a CPU core) of ``pool``."""
+        if pool == "gpu":
+            return self.gpu_hour * (1 - self.spot_discount)
+        return self.cpu_core_hour
+
+
 class ServingSettings(BaseModel):
     """The gateway: backends, limits, routing, audit and access."""
 
@@ -281,6 +322,9 @@ class Settings(BaseSettings):
     )
     pii: PiiSettings = Field(default_factory=PiiSettings, description="PII policy.")
     data: DataSettings = Field(default_factory=DataSettings, description="Data quality gates.")
+    cost: CostSettings = Field(
+        default_factory=CostSettings, description="Cost model and spend alerts."
+    )
     serving: ServingSettings = Field(
         default_factory=ServingSettings, description="The serving gateway."
     )
