@@ -28,6 +28,7 @@ import yaml
 from prometheus_client.utils import floatToGoString
 
 from shipyard.observability import metrics as m
+from shipyard.settings import CostSettings
 from shipyard.training.tracking import CHAMPION
 
 PAGE, TICKET = "page", "ticket"
@@ -551,15 +552,118 @@ def lifecycle(t: Thresholds) -> Group:
     )
 
 
-# Cost (issue 7, deliverable 5) gets its own group here: recording rules for cost per 1k
-# predictions per model, version and backend, budget and day-over-day growth alerts, their
-# thresholds in Thresholds, runbooks and promtool tests like every other group.
+# Cost per prediction. Each backend's busy time is measured where it is spent: Triton's own
+# compute time per model version for the two pools, the gateway's in-process scoring time for
+# the last hop. Busy seconds x the pool's price (CostSettings) = spend; spend / predictions =
+# cost per 1k predictions. Idle capacity is not in it: it is the cost of the work done.
+
+PRIMARY, CPU_POOL, IN_PROCESS = m.BACKENDS
+# Which hardware each backend runs on, and so which price applies.
+BACKEND_POOLS = {PRIMARY: "gpu", CPU_POOL: "cpu", IN_PROCESS: "cpu"}
+MVB = ("model", "version", "backend")
+COST_PRICE = "backend:shipyard_cost_per_hour:price"
+COST_WINDOWS = ("5m", "1h", "1d")
+
+
+def busy_seconds(window: str) -> str:
+    return _record("model_version_backend", "shipyard_backend_busy_seconds", f"rate{window}")
+
+
+def cost_rate(window: str, level: str = "model_version_backend") -> str:
+    return _record(level, "shipyard_cost", f"rate{window}")
+
+
+def predictions_rate(window: str, level: str = "model_version_backend") -> str:
+    return _record(level, m.PREDICTIONS, f"rate{window}")
+
+
+def cost_per_1k(window: str, level: str = "model_version_backend") -> str:
+    return _record(level, "shipyard_cost_per_1k_predictions", f"ratio_rate{window}")
+
+
+def _triton_busy(window: str) -> str:
+    # Triton's job label is its pool (embedded: triton, triton-cpu; chart: <release>-triton-gpu,
+    # <release>-triton-cpu): name the gateway's backend for it, so spend joins predictions.
+    compute = _sum_rate(("job", "model", "version"), m.TRITON_COMPUTE_INFER_DURATION_US, window)
+    return (
+        f"sum by ({', '.join(MVB)}) (\n"
+        f'  label_replace(\n    label_replace(\n      {compute},\n'
+        f'      "backend", "{PRIMARY}", "job", ".*triton.*"\n    ),\n'
+        f'    "backend", "{CPU_POOL}", "job", ".*triton-cpu.*"\n  )\n) / 1e6'
+    )
+
+
+def cost(t: Thresholds, prices: CostSettings) -> Group:
+    """Spend and cost per 1k predictions per model, version and backend; budget and growth."""
+    rules: list[Recording | Alert] = [
+        Recording(
+            COST_PRICE,
+            f"vector({_num(prices.price_per_hour(pool))})",  # type: ignore[arg-type]
+            {"backend": backend, "pool": pool},
+        )
+        for backend, pool in BACKEND_POOLS.items()
+    ]
+    for w in COST_WINDOWS:
+        in_process = _sum_rate(MVB, f"{m.BACKEND_DURATION}_sum", w, f'backend="{IN_PROCESS}"')
+        rules.append(Recording(busy_seconds(w), f"{_triton_busy(w)}\nor\n{in_process}"))
+        rules.append(
+            Recording(
+                cost_rate(w),
+                f"{busy_seconds(w)}\n* on (backend) group_left (pool)\n{COST_PRICE} / 3600",
+            )
+        )
+        rules.append(Recording(predictions_rate(w), _sum_rate(MVB, m.PREDICTIONS, w)))
+    rules.append(
+        Recording(
+            cost_per_1k("5m"),
+            f"1000 * {cost_rate('5m')}\n/ on ({', '.join(MVB)})\n({predictions_rate('5m')} > 0)",
+        )
+    )
+    for w in COST_WINDOWS[1:]:
+        rules.append(
+            Recording(cost_rate(w, "model"), f"sum by (model) ({cost_rate(w)})"),
+        )
+        rules.append(
+            Recording(
+                cost_per_1k(w, "model"),
+                f"1000 * {cost_rate(w, 'model')}\n/ on (model)\n"
+                f"(sum by (model) ({predictions_rate(w)}) > 0)",
+            )
+        )
+    daily = f"{cost_rate('1h', 'model')} * 86400"
+    growth = f"{cost_per_1k('1d', 'model')}\n/ on (model)\n({cost_per_1k('1d', 'model')} offset 1d)"
+    rules += [
+        Alert(
+            "ShipyardCostOverBudget",
+            f"{daily} > {_num(prices.daily_budget)}",
+            TICKET,
+            "{{ $labels.model }} spends more than its daily budget",
+            "At the last hour's rate {{ $labels.model }} costs "
+            '{{ $value | printf "%.2f" }} USD a day (budget '
+            f"{_num(prices.daily_budget)} USD, for 30 minutes).",
+            for_="30m",
+        ),
+        Alert(
+            "ShipyardCostGrowth",
+            f"{growth}\n> {_num(1 + prices.max_daily_growth)}",
+            TICKET,
+            "{{ $labels.model }}: cost per prediction grows fast",
+            "Over the last day a prediction of {{ $labels.model }} cost "
+            '{{ $value | printf "%.2f" }} times what it cost the day before (threshold '
+            f"+{_pct(prices.max_daily_growth)}, for 1 hour).",
+            for_="1h",
+        ),
+    ]
+    return Group("cost", rules)
+
+
 GROUP_BUILDERS = (serving, slo, triton, drift, rollout, lifecycle)
 
 
-def groups(thresholds: Thresholds = THRESHOLDS) -> list[Group]:
-    """Every rule group, in file order."""
-    return [build(thresholds) for build in GROUP_BUILDERS]
+def groups(thresholds: Thresholds = THRESHOLDS, prices: CostSettings | None = None) -> list[Group]:
+    """Every rule group, in file order. Prices default to :class:`CostSettings`' defaults."""
+    built = [build(thresholds) for build in GROUP_BUILDERS]
+    return [*built, cost(thresholds, prices or CostSettings())]
 
 
 def alerts(thresholds: Thresholds = THRESHOLDS) -> list[Alert]:
