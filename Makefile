@@ -7,7 +7,7 @@ SHIPYARD := $(VENV)/bin/shipyard
 PYTEST := $(VENV)/bin/pytest
 CLUSTER ?=
 
-.PHONY: help install up down status logs test test-unit test-integration test-e2e chart-tools chart-test chart-golden rules lint format lock clean
+.PHONY: help install up down status logs test test-unit test-integration test-e2e chart-tools chart-test chart-golden rules dashboards lint format lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ chart-golden: ## Re-render the chart's golden manifests (helm/golden/) after a r
 
 rules: install ## Regenerate the Prometheus rule files and the chart goldens
 	@$(VENV)/bin/python -m shipyard.observability.rules --write && scripts/chart.sh golden
+
+dashboards: install ## Regenerate the Grafana dashboards (JSON) and the chart goldens
+	@$(VENV)/bin/python -m shipyard.observability.dashboards --write && scripts/chart.sh golden
 
 pipelines: install ## Recompile the KFP pipeline to its golden IR YAML (tests/golden/)
 	@$(SHIPYARD) pipeline compile training --out tests/golden/training_pipeline.yaml

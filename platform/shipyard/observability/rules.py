@@ -587,7 +587,7 @@ def _triton_busy(window: str) -> str:
     compute = _sum_rate(("job", "model", "version"), m.TRITON_COMPUTE_INFER_DURATION_US, window)
     return (
         f"sum by ({', '.join(MVB)}) (\n"
-        f'  label_replace(\n    label_replace(\n      {compute},\n'
+        f"  label_replace(\n    label_replace(\n      {compute},\n"
         f'      "backend", "{PRIMARY}", "job", ".*triton.*"\n    ),\n'
         f'    "backend", "{CPU_POOL}", "job", ".*triton-cpu.*"\n  )\n) / 1e6'
     )
