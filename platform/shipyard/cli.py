@@ -27,6 +27,7 @@ from shipyard.commands import features as feature_commands
 from shipyard.commands import pipeline as pipeline_commands
 from shipyard.commands import serve as serve_commands
 from shipyard.commands.refresh import refresh_command
+from shipyard.commands.report import report_command
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.settings import Settings, config_file_path, load_settings
 from shipyard.stack import control
@@ -50,6 +51,7 @@ app.add_typer(feature_commands.app, name="features")
 app.add_typer(pipeline_commands.app, name="pipeline")
 app.add_typer(serve_commands.app, name="serve")
 app.command("refresh")(refresh_command)
+app.command("report")(report_command)
 out = Console()
 err = Console(stderr=True)
 
