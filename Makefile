@@ -7,7 +7,7 @@ SHIPYARD := $(VENV)/bin/shipyard
 PYTEST := $(VENV)/bin/pytest
 CLUSTER ?=
 
-.PHONY: help install up down status logs test test-unit test-integration test-e2e chart-tools chart-test chart-golden rules dashboards lint format lock clean
+.PHONY: help install up down status logs test test-unit test-integration test-e2e chart-tools chart-test infra-test chart-golden rules dashboards lint format lock clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,8 +18,8 @@ install: ## Install what is missing: Debian programs, the locked Python environm
 up: install ## Start the platform (embedded by default; CLUSTER=kind|gke for a cluster) and run the main job
 	@scripts/up.sh "$(CLUSTER)"
 
-down: ## Stop everything `make up` started
-	@$(SHIPYARD) down
+down: ## Stop everything `make up` started (CLUSTER=kind|gke: destroy that cluster)
+	@if [ -n "$(CLUSTER)" ]; then scripts/infra.sh down "$(CLUSTER)"; else $(SHIPYARD) down; fi
 
 status: ## Show each component's health, pid, restarts and endpoint
 	@$(SHIPYARD) status
@@ -44,6 +44,9 @@ chart-tools: ## Build the chart and cluster tools once into the tools cache (hel
 
 chart-test: install chart-tools ## Lint, render, validate (kubeconform, checkov) and test the Helm chart, offline
 	@$(PYTEST) tests/integration/test_helm_chart.py
+
+infra-test: chart-tools ## Test the OpenTofu/Terraform code offline: fmt, validate, tofu test (mocked providers), chart values, tflint, checkov
+	@scripts/infra.sh test
 
 chart-golden: ## Re-render the chart's golden manifests (helm/golden/) after a reviewed change
 	@scripts/chart.sh golden

@@ -19,12 +19,9 @@ case "$cluster" in
     "$shipyard" serve publish fraud-scoring --alias champion
     ;;
 kind | gke)
-    if [ ! -d "terraform/envs/$cluster" ]; then
-        echo "error: the $cluster environment (terraform/envs/$cluster) is not in this checkout yet; use the embedded stack: make up" >&2
-        exit 2
-    fi
-    echo "error: make up CLUSTER=$cluster is not wired yet: see terraform/README.md" >&2
-    exit 2
+    # terraform/envs/<cluster>: cluster, platform releases, readiness, `helm test` (see
+    # terraform/README.md). gke reads PROJECT, REGION and AUTHORIZED_CIDR from the environment.
+    PROJECT=${PROJECT:-} REGION=${REGION:-} exec scripts/infra.sh up "$cluster"
     ;;
 *)
     echo "error: unknown CLUSTER='$cluster': use CLUSTER=kind, CLUSTER=gke, or leave it empty for the embedded stack" >&2
