@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from shipyard.observability import metrics, rules
-from shipyard.settings import Settings
+from shipyard.settings import CostSettings, Settings
 from shipyard.stack.components import build_components
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +45,45 @@ def test_rule_files_match_the_code(tmp_path: Path) -> None:
     written = rules.write(tmp_path)
     assert [p.name for p in written] == [g.filename for g in rules.groups()]
     for destination in rules.destinations():
-        for path in written:
-            committed = destination / path.name
-            assert committed.is_file() and committed.read_text() == path.read_text(), (
+        expected = rules.render(chart=destination == rules.CHART_RULES)
+        for name, text in expected.items():
+            committed = destination / name
+            assert committed.is_file() and committed.read_text() == text, (
                 f"{committed} is stale: run `python -m shipyard.observability.rules --write`"
             )
         assert rules.differences(destination) == []
     assert rules.CHART_RULES in rules.destinations()
+    # The chart renders the cost model from its values instead of a generated file.
+    chart_files = set(rules.render(chart=True))
+    assert chart_files == {g.filename for g in rules.groups() if g.in_chart}
+    assert "shipyard-cost-model.yaml" not in chart_files
+
+
+def test_chart_cost_model_mirrors_the_settings() -> None:
+    values = yaml.safe_load((ROOT / "helm" / "shipyard" / "values.yaml").read_text())["cost"]
+    snake = {re.sub(r"[A-Z]", lambda c: "_" + c.group().lower(), k): v for k, v in values.items()}
+    assert snake == CostSettings().model_dump()
+    template = ROOT / "helm" / "shipyard" / "templates" / "monitoring" / "unit-cost.yaml"
+    text = template.read_text()
+    group = next(g for g in rules.groups() if g.name == "cost-model")
+    assert not group.in_chart and "name: shipyard-cost-model" in text
+    for rule in group.rules:
+        assert isinstance(rule, rules.Recording)
+        assert f"record: {rule.record}" in text
+        if rule.labels:
+            assert "{" + ", ".join(f"{k}: {v}" for k, v in rule.labels.items()) + "}" in text
+    assert set(rules.BACKEND_POOLS) == set(metrics.BACKENDS)
+
+
+def test_cost_prices_follow_the_settings() -> None:
+    prices = CostSettings(gpu_hour=2.0, spot_discount=0.75, cpu_core_hour=0.05)
+    group = rules.cost_model(prices)
+    by_backend = {r.labels.get("backend"): r.expr for r in group.rules if r.labels}
+    assert by_backend == {
+        "triton-primary": "vector(0.5)",
+        "triton-cpu": "vector(0.05)",
+        "in-process": "vector(0.05)",
+    }
 
 
 def test_check_reports_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,6 +163,8 @@ class Group:
 
     name: str
     rules: list[Recording | Alert]
+    # False: the chart renders this group itself, from its values (the cost model).
+    in_chart: bool = True
 
     @property
     def filename(self) -> str:
@@ -562,6 +564,8 @@ PRIMARY, CPU_POOL, IN_PROCESS = m.BACKENDS
 BACKEND_POOLS = {PRIMARY: "gpu", CPU_POOL: "cpu", IN_PROCESS: "cpu"}
 MVB = ("model", "version", "backend")
 COST_PRICE = "backend:shipyard_cost_per_hour:price"
+COST_DAILY_BUDGET = "shipyard:cost_daily_budget:limit"
+COST_MAX_DAILY_GROWTH = "shipyard:cost_max_daily_growth:limit"
 COST_WINDOWS = ("5m", "1h", "1d")
 
 
@@ -593,8 +597,10 @@ def _triton_busy(window: str) -> str:
     )
 
 
-def cost(t: Thresholds, prices: CostSettings) -> Group:
-    """Spend and cost per 1k predictions per model, version and backend; budget and growth."""
+def cost_model(prices: CostSettings) -> Group:
+    """The cost model as series: each backend's hourly price and the spend alerts' limits.
+    The embedded Prometheus loads it from the settings' defaults; the chart renders the same
+    series from its ``cost`` values (templates/monitoring/cost-model.yaml)."""
     rules: list[Recording | Alert] = [
         Recording(
             COST_PRICE,
@@ -603,6 +609,14 @@ def cost(t: Thresholds, prices: CostSettings) -> Group:
         )
         for backend, pool in BACKEND_POOLS.items()
     ]
+    rules.append(Recording(COST_DAILY_BUDGET, f"vector({_num(prices.daily_budget)})"))
+    rules.append(Recording(COST_MAX_DAILY_GROWTH, f"vector({_num(prices.max_daily_growth)})"))
+    return Group("cost-model", rules, in_chart=False)
+
+
+def cost(t: Thresholds) -> Group:
+    """Spend and cost per 1k predictions per model, version and backend; budget and growth."""
+    rules: list[Recording | Alert] = []
     for w in COST_WINDOWS:
         in_process = _sum_rate(MVB, f"{m.BACKEND_DURATION}_sum", w, f'backend="{IN_PROCESS}"')
         rules.append(Recording(busy_seconds(w), f"{_triton_busy(w)}\nor\n{in_process}"))
@@ -635,22 +649,23 @@ def cost(t: Thresholds, prices: CostSettings) -> Group:
     rules += [
         Alert(
             "ShipyardCostOverBudget",
-            f"{daily} > {_num(prices.daily_budget)}",
+            f"{daily}\n> on () group_left ()\n{COST_DAILY_BUDGET}",
             TICKET,
             "{{ $labels.model }} spends more than its daily budget",
             "At the last hour's rate {{ $labels.model }} costs "
-            '{{ $value | printf "%.2f" }} USD a day (budget '
-            f"{_num(prices.daily_budget)} USD, for 30 minutes).",
+            '{{ $value | printf "%.2f" }} USD a day, more than the daily budget of the cost '
+            "model (SHIPYARD_COST__DAILY_BUDGET, Helm cost.dailyBudget) for 30 minutes.",
             for_="30m",
         ),
         Alert(
             "ShipyardCostGrowth",
-            f"{growth}\n> {_num(1 + prices.max_daily_growth)}",
+            f"{growth}\n> on () group_left ()\n(1 + {COST_MAX_DAILY_GROWTH})",
             TICKET,
             "{{ $labels.model }}: cost per prediction grows fast",
             "Over the last day a prediction of {{ $labels.model }} cost "
-            '{{ $value | printf "%.2f" }} times what it cost the day before (threshold '
-            f"+{_pct(prices.max_daily_growth)}, for 1 hour).",
+            '{{ $value | printf "%.2f" }} times what it cost the day before, more than the '
+            "cost model allows (SHIPYARD_COST__MAX_DAILY_GROWTH, Helm cost.maxDailyGrowth), "
+            "for 1 hour.",
             for_="1h",
         ),
     ]
@@ -663,7 +678,7 @@ GROUP_BUILDERS = (serving, slo, triton, drift, rollout, lifecycle)
 def groups(thresholds: Thresholds = THRESHOLDS, prices: CostSettings | None = None) -> list[Group]:
     """Every rule group, in file order. Prices default to :class:`CostSettings`' defaults."""
     built = [build(thresholds) for build in GROUP_BUILDERS]
-    return [*built, cost(thresholds, prices or CostSettings())]
+    return [*built, cost(thresholds), cost_model(prices or CostSettings())]
 
 
 def alerts(thresholds: Thresholds = THRESHOLDS) -> list[Alert]:
@@ -694,9 +709,14 @@ def render_group(group: Group) -> str:
     return HEADER + body
 
 
-def render(thresholds: Thresholds = THRESHOLDS) -> dict[str, str]:
-    """File name -> text of every rule file."""
-    return {group.filename: render_group(group) for group in groups(thresholds)}
+def render(thresholds: Thresholds = THRESHOLDS, chart: bool = False) -> dict[str, str]:
+    """File name -> text of every rule file (for the chart: of the groups it does not render
+    itself)."""
+    return {
+        group.filename: render_group(group)
+        for group in groups(thresholds)
+        if group.in_chart or not chart
+    }
 
 
 GENERATED = re.compile(r"shipyard-[a-z0-9-]+\.yaml")
@@ -705,7 +725,7 @@ GENERATED = re.compile(r"shipyard-[a-z0-9-]+\.yaml")
 def write(directory: Path) -> list[Path]:
     """Write every rule file into ``directory`` and remove generated files no group makes."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = render()
+    files = render(chart=directory == CHART_RULES)
     for stale in directory.iterdir():
         if GENERATED.fullmatch(stale.name) and stale.name not in files:
             stale.unlink()
@@ -720,7 +740,7 @@ def write(directory: Path) -> list[Path]:
 
 def differences(directory: Path) -> list[str]:
     """What in ``directory`` differs from the rules: missing, changed or stale files."""
-    files = render()
+    files = render(chart=directory == CHART_RULES)
     found = {p.name for p in directory.glob("shipyard-*.yaml")} if directory.is_dir() else set()
     problems = [f"{directory / n}: missing" for n in sorted(set(files) - found)]
     problems += [f"{directory / n}: not generated any more" for n in sorted(found - set(files))]
