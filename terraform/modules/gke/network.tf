@@ -6,6 +6,25 @@ resource "google_compute_network" "this" {
   auto_create_subnetworks = false
 }
 
+# Nothing enters the VPC unless a rule allows it: GKE adds its own higher-priority rules (control
+# plane to nodes, health checks); this catches everything else, logged.
+resource "google_compute_firewall" "deny_ingress" {
+  project   = var.project_id
+  name      = "${var.name}-deny-ingress"
+  network   = google_compute_network.this.id
+  direction = "INGRESS"
+  priority  = 65534
+
+  deny {
+    protocol = "all"
+  }
+  source_ranges = ["0.0.0.0/0"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 resource "google_compute_subnetwork" "nodes" {
   project                  = var.project_id
   name                     = "${var.name}-nodes"

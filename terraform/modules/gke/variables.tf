@@ -116,6 +116,17 @@ variable "master_authorized_networks" {
   }
 }
 
+variable "rbac_security_group" {
+  description = "Google Group (gke-security-groups@<your domain>) whose member groups can be bound in Kubernetes RBAC; \"\" = RBAC for users and service accounts only."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.rbac_security_group == "" || can(regex("^gke-security-groups@[a-z0-9.-]+\\.[a-z]+$", var.rbac_security_group))
+    error_message = "rbac_security_group must be empty or gke-security-groups@<domain>."
+  }
+}
+
 variable "secrets_encryption_key" {
   description = "Cloud KMS key (projects/…/cryptoKeys/…) encrypting Kubernetes Secrets at the application layer; \"\" = Google-managed encryption only."
   type        = string
@@ -258,7 +269,7 @@ variable "cloud_sql" {
   description = "Cloud SQL PostgreSQL for MLflow (private IP, TLS only, automated backups and point-in-time recovery). enabled = false: the platform runs PostgreSQL in the cluster instead."
   type = object({
     enabled                        = optional(bool, true)
-    database_version               = optional(string, "POSTGRES_16")
+    database_version               = optional(string, "POSTGRES_18")
     tier                           = optional(string, "db-custom-1-3840")
     availability_type              = optional(string, "ZONAL")
     disk_size_gb                   = optional(number, 20)
