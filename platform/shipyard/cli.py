@@ -25,6 +25,7 @@ from shipyard import __version__
 from shipyard.commands import data as data_commands
 from shipyard.commands import features as feature_commands
 from shipyard.commands import pipeline as pipeline_commands
+from shipyard.commands import rollout as rollout_commands
 from shipyard.commands import serve as serve_commands
 from shipyard.commands.refresh import refresh_command
 from shipyard.commands.report import report_command
@@ -50,6 +51,7 @@ app.add_typer(data_commands.app, name="data")
 app.add_typer(feature_commands.app, name="features")
 app.add_typer(pipeline_commands.app, name="pipeline")
 app.add_typer(serve_commands.app, name="serve")
+app.add_typer(rollout_commands.app, name="rollout")
 app.command("refresh")(refresh_command)
 app.command("report")(report_command)
 out = Console()
@@ -289,3 +291,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _error(str(exc))
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # `python -m shipyard.cli`: how the stack starts its CLI components
+    main()

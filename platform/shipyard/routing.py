@@ -60,8 +60,20 @@ class Analysis(BaseModel):
     max_p99_ratio: float = Field(
         1.5, gt=0, description="Canary p99 latency / stable p99 latency ceiling."
     )
+    p99_tolerance_ms: float = Field(
+        5.0,
+        ge=0,
+        description="p99 differences below this are noise, whatever their ratio (histogram "
+        "buckets are milliseconds apart).",
+    )
     max_score_psi: float = Field(
         0.2, ge=0, description="Population stability index between canary and stable scores."
+    )
+    max_auc_drop: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Online AUC the canary may lose against stable (judged when labels exist).",
     )
     min_requests: int = Field(
         20, ge=1, description="Canary requests a step needs before it is judged."

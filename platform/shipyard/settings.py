@@ -76,6 +76,12 @@ class Ports(BaseModel):
     )
     gateway: Port = Field(8080, ge=1, le=65535, description="Serving gateway (FastAPI).")
     prometheus: Port = Field(9090, ge=1, le=65535, description="Prometheus UI and API.")
+    rollout: Port = Field(
+        8081,
+        ge=1,
+        le=65535,
+        description="Rollout loop (`shipyard rollout watch`): /healthz, /metrics.",
+    )
     redis: Port = Field(6379, ge=1, le=65535, description="Redis online store (redis profile).")
     redis_exporter: Port = Field(
         9121, ge=1, le=65535, description="Redis metrics exporter (redis profile)."
@@ -279,6 +285,59 @@ class ServingSettings(BaseModel):
         return keys
 
 
+class RetrainSettings(BaseModel):
+    """Drift-triggered retraining, run by the rollout loop (and the webhook receiver)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Launch a training run when a drift alert fires.")
+    alerts: list[str] = Field(
+        default_factory=lambda: [
+            "ShipyardDataDrift",
+            "ShipyardPredictionDrift",
+            "ShipyardOnlineQualityDrop",
+        ],
+        description="Alert names that trigger retraining of the alert's model.",
+    )
+    min_interval_s: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="Least time between two retraining runs of one model (rate limit).",
+    )
+    auto_rollout: bool = Field(
+        True, description="Roll the run's challenger out as a canary when the gate passed it."
+    )
+    kfp_host: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/.*)?$",
+        description="KFP API to submit runs to (a cluster). Unset: the local runner.",
+    )
+
+
+class RolloutSettings(BaseModel):
+    """The rollout loop: canary analysis, promotion and rollback, drift-triggered retraining."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_s: float = Field(
+        5.0, gt=0, le=3600, description="How often the loop judges rollouts and reads alerts."
+    )
+    routing_configmap: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="On a cluster: the routing ConfigMap the loop patches. Unset: the routing "
+        "file (embedded).",
+    )
+    namespace: str = Field(
+        "default",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespace of the routing ConfigMap.",
+    )
+    retrain: RetrainSettings = Field(
+        default_factory=RetrainSettings, description="Drift-triggered retraining."
+    )
+
+
 class Settings(BaseSettings):
     """Shipyard's configuration. See the module docstring for where values come from."""
 
@@ -317,6 +376,11 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^\s/]+(/.*)?$",
         description="MLflow tracking server URL. Unset: the embedded one on loopback.",
     )
+    prometheus_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/.*)?$",
+        description="Prometheus query API URL. Unset: the embedded one on loopback.",
+    )
     redis_password: SecretStr | None = Field(
         None, description="Password of the Redis online store (from a secret); unset: none."
     )
@@ -327,6 +391,9 @@ class Settings(BaseSettings):
     )
     serving: ServingSettings = Field(
         default_factory=ServingSettings, description="The serving gateway."
+    )
+    rollout: RolloutSettings = Field(
+        default_factory=RolloutSettings, description="Canary analysis and retraining."
     )
     triton_stub_env: Path = Field(
         default_factory=_default_triton_stub_env,
@@ -369,9 +436,11 @@ class Settings(BaseSettings):
 
     def url(self, port_name: str, path: str = "") -> str:
         """URL of one of the stack's services, e.g. ``url("gateway", "/docs")``: loopback,
-        except MLflow when ``mlflow_url`` points elsewhere (a cluster's Service)."""
-        if port_name == "mlflow" and self.mlflow_url:
-            return self.mlflow_url.rstrip("/") + path
+        except MLflow and Prometheus when ``mlflow_url`` / ``prometheus_url`` point elsewhere
+        (a cluster's Services)."""
+        elsewhere = {"mlflow": self.mlflow_url, "prometheus": self.prometheus_url}.get(port_name)
+        if elsewhere:
+            return elsewhere.rstrip("/") + path
         return f"http://127.0.0.1:{getattr(self.ports, port_name)}{path}"
 
     def to_env(self) -> dict[str, str]:

@@ -12,7 +12,14 @@ def test_default_profile_runs_the_core_components_with_two_triton_pools(
     settings_factory: Callable[..., Settings],
 ) -> None:
     specs = build_components(settings_factory())
-    assert [s.name for s in specs] == ["mlflow", "triton", "triton-cpu", "gateway", "prometheus"]
+    assert [s.name for s in specs] == [
+        "mlflow",
+        "triton",
+        "triton-cpu",
+        "gateway",
+        "rollout",
+        "prometheus",
+    ]
 
 
 def test_redis_profile_adds_redis_and_its_exporter_first(
@@ -54,6 +61,7 @@ def test_prometheus_scrapes_every_component_with_metrics(
         "triton": f"127.0.0.1:{settings.ports.triton_metrics}",
         "triton-cpu": f"127.0.0.1:{settings.ports.triton_cpu_metrics}",
         "gateway": f"127.0.0.1:{settings.ports.gateway}",
+        "rollout": f"127.0.0.1:{settings.ports.rollout}",
     }
 
 

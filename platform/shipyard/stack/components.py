@@ -182,6 +182,22 @@ def gateway(settings: Settings, layout: StateLayout) -> ComponentSpec:
     )
 
 
+def rollout(settings: Settings, layout: StateLayout) -> ComponentSpec:
+    """The rollout loop: canary analysis, promotion and rollback, drift-triggered retraining."""
+    port = settings.ports.rollout
+    return ComponentSpec(
+        name="rollout",
+        argv=_python_module("shipyard.cli", "rollout", "watch", "--host", "127.0.0.1"),
+        probe=HttpProbe(port, "/healthz"),
+        ports={"http": port},
+        urls={"metrics": settings.url("rollout", "/metrics")},
+        scrape=[ScrapeTarget("rollout", port)],
+        prepare=lambda: layout.rollout.mkdir(parents=True, exist_ok=True),
+        # A retraining run in progress is stopped and recorded before the loop exits.
+        stop_grace_s=15.0,
+    )
+
+
 def redis(settings: Settings, layout: StateLayout) -> ComponentSpec:
     program = _require_program("redis-server", "redis-server")
     port = settings.ports.redis
@@ -270,6 +286,7 @@ def build_components(settings: Settings) -> list[ComponentSpec]:
         triton_server(settings, layout, "primary"),
         triton_server(settings, layout, "cpu"),
         gateway(settings, layout),
+        rollout(settings, layout),
     ]
     specs.append(prometheus(settings, layout, specs))
     return specs

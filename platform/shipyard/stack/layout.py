@@ -101,6 +101,21 @@ class StateLayout:
         return self.root / "feedback"
 
     @property
+    def rollout(self) -> Path:
+        """The rollout loop's state: rollouts in progress and the deployment history."""
+        return self.root / "rollout"
+
+    @property
+    def deployment_history(self) -> Path:
+        """Append-only record of every routing change (which version served at time T)."""
+        return self.rollout / "history.jsonl"
+
+    @property
+    def rollouts(self) -> Path:
+        """Rollouts in progress and their outcome, per model (rewritten atomically)."""
+        return self.rollout / "rollouts.json"
+
+    @property
     def secrets(self) -> Path:
         return self.root / "secrets"
 

@@ -14,6 +14,7 @@ them, which imports all of Feast). So:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
 import sys
@@ -21,6 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -149,6 +151,11 @@ class MlflowRest:
         body = {"name": name, "alias": alias, "version": str(version)}
         self._call("POST", "/registered-models/alias", body)
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``alias``; removing an alias that is not set is not an error."""
+        with contextlib.suppress(KeyError):
+            self._call("DELETE", "/registered-models/alias", {"name": name, "alias": alias})
+
     def model_version_by_alias(self, name: str, alias: str) -> dict | None:
         """The version behind ``alias`` (``version``, ``run_id``, ``tags`` …), None if unset."""
         query = urllib.parse.urlencode({"name": name, "alias": alias})
@@ -164,6 +171,28 @@ class MlflowRest:
     def get_model_version(self, name: str, version: str) -> dict:
         query = urllib.parse.urlencode({"name": name, "version": str(version)})
         return self._call("GET", f"/model-versions/get?{query}")["model_version"]
+
+    def registered_models(self) -> list[dict]:
+        """Every registered model (``name``, ``aliases`` …); the first thousand."""
+        found = self._call("GET", "/registered-models/search?max_results=1000")
+        return found.get("registered_models", [])
+
+    def experiment_ids(self) -> list[str]:
+        found = self._call("POST", "/experiments/search", {"max_results": 1000})
+        return [e["experiment_id"] for e in found.get("experiments", [])]
+
+    def search_runs(self, experiment_ids: list[str], filter_: str) -> Iterator[dict]:
+        """Runs matching ``filter_`` (MLflow search syntax), page by page."""
+        token = None
+        while experiment_ids:
+            body = {"experiment_ids": experiment_ids, "filter": filter_, "max_results": 1000}
+            page = self._call(
+                "POST", "/runs/search", body | ({"page_token": token} if token else {})
+            )
+            yield from page.get("runs", [])
+            token = page.get("next_page_token")
+            if not token:
+                return
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         body = {"name": name, "version": str(version), "key": key, "value": value}
