@@ -165,6 +165,7 @@ part_tflint() {
     need_tool tflint
     say "tflint --recursive terraform/ (built-in terraform rules)"
     local out
+    mkdir -p "$TOOLS/tflint-plugins"
     out=$(cd "$TF" && TFLINT_DISABLE_VERSION_CHECK=1 TFLINT_PLUGIN_DIR=$TOOLS/tflint-plugins \
         "$BIN/tflint" --recursive --config "$TF/.tflint.hcl" --no-color 2>&1) ||
         die "tflint:

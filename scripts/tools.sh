@@ -2,9 +2,10 @@
 # Build the upstream Go tools Shipyard needs into a cache outside the repository, once.
 #
 #   scripts/tools.sh            helm, helm-unittest, kubeconform + offline Kubernetes schemas,
-#                               tofu + the hashicorp/kubernetes and hashicorp/helm providers
-#   scripts/tools.sh google     also the hashicorp/google provider (30+ min cold on 2 cores),
-#                               tflint and tflint-ruleset-google ("terraform" is a synonym)
+#                               tofu + the hashicorp/kubernetes, hashicorp/helm and
+#                               hashicorp/google providers (google: 30+ min cold on 2 cores),
+#                               tflint (everything `make infra-test` needs)
+#   scripts/tools.sh google     the same ("terraform" too; kept for older notes)
 #   scripts/tools.sh --help     this text
 #
 # Cache: ${SHIPYARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shipyard/tools} (settings.tools_dir)
@@ -13,8 +14,9 @@
 #   schemas/kubernetes/       JSON schemas for kubeconform; LOCATION holds its -schema-location
 #   tofu-mirror/, tofurc      provider filesystem mirror and a CLI config using it
 #                             (TF_CLI_CONFIG_FILE=<cache>/tofurc tofu init works offline)
-#   tflint-plugins/           TFLINT_PLUGIN_DIR, with TFLINT_DISABLE_VERSION_CHECK=1
-#                             (never `tflint --init`: it downloads)
+#   tflint-plugins/           TFLINT_PLUGIN_DIR, with TFLINT_DISABLE_VERSION_CHECK=1 (never
+#                             `tflint --init`: it downloads); empty: tflint-ruleset-google is not
+#                             served by the module proxy (403), so tflint runs its bundled rules
 #   logs/<tool>.log           output of the last build of each tool
 #
 # Idempotent: a stamp per tool records the version built; a tool whose stamp matches is skipped.
@@ -33,7 +35,7 @@ PROVIDER_KUBERNETES=(3.2.1 v1.13.4-0.20260821094251-3a33fb6cc605) # main, 2026-0
 PROVIDER_HELM=(3.2.0 v1.3.3-0.20260629194918-a4f1c1d8b008)        # main, 2026-06-29
 PROVIDER_GOOGLE=(8.0.0 v1.20.1-0.20260828184646-f3721fb45fa3)     # main, 2026-08-28
 TFLINT_VERSION=v0.64.0
-TFLINT_RULESET_GOOGLE_VERSION=v0.36.0 # the proxy here serves no version of it (403) yet: fails
+# tflint-ruleset-google is not built: the module proxy serves no version of it (403).
 
 TOOLS=${SHIPYARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shipyard/tools}
 BIN=$TOOLS/bin
@@ -52,8 +54,7 @@ go() { nice -n 19 "$GO" "$@"; }         # the 2 cores are shared: builds take wh
 
 case ${1:-} in
     -h | --help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-    google | terraform) google=1 ;;
-    "") google=0 ;;
+    "" | google | terraform) ;;
     *) die "unknown argument '$1' (try --help)" ;;
 esac
 mkdir -p "$BIN" "$TOOLS/logs" "$TOOLS/stamps" "$TOOLS/src"
@@ -192,15 +193,11 @@ step provider-helm "${PROVIDER_HELM[0]}" "$(mirrored helm "${PROVIDER_HELM[0]}")
     build_provider helm "${PROVIDER_HELM[@]}" "-X main.Version=${PROVIDER_HELM[0]}"
 # A CLI config that installs providers from the mirror only: `tofu init` never goes online.
 printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$MIRROR" >"$TOOLS/tofurc"
-if ((google)); then
-    step provider-google "${PROVIDER_GOOGLE[0]}" "$(mirrored google "${PROVIDER_GOOGLE[0]}")" \
-        build_provider google "${PROVIDER_GOOGLE[@]}" \
-        "-X github.com/hashicorp/terraform-provider-google/version.ProviderVersion=${PROVIDER_GOOGLE[0]}"
-    step tflint "$TFLINT_VERSION" "$BIN/tflint" go install "github.com/terraform-linters/tflint@$TFLINT_VERSION"
-    step tflint-ruleset-google "$TFLINT_RULESET_GOOGLE_VERSION" "$TOOLS/tflint-plugins/tflint-ruleset-google" \
-        env GOBIN="$TOOLS/tflint-plugins" nice -n 19 "$GO" install \
-        "github.com/terraform-linters/tflint-ruleset-google@$TFLINT_RULESET_GOOGLE_VERSION"
-fi
+# The google provider is the slowest build by far; its stamp keeps it for every later run.
+step provider-google "${PROVIDER_GOOGLE[0]}" "$(mirrored google "${PROVIDER_GOOGLE[0]}")" \
+    build_provider google "${PROVIDER_GOOGLE[@]}" \
+    "-X github.com/hashicorp/terraform-provider-google/version.ProviderVersion=${PROVIDER_GOOGLE[0]}"
+step tflint "$TFLINT_VERSION" "$BIN/tflint" go install "github.com/terraform-linters/tflint@$TFLINT_VERSION"
 say "tools in $BIN ($((SECONDS - started)) s)"
 say "kubeconform -schema-location '$(cat "$SCHEMAS/LOCATION")'"
 say "tofu: TF_CLI_CONFIG_FILE=$TOOLS/tofurc (filesystem mirror $MIRROR)"
