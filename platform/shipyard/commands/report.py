@@ -51,7 +51,7 @@ def report_command(
 
       shipyard report --prometheus http://prometheus.monitoring:9090 --model fraud-scoring
     """
-    from shipyard.observability import dashboards, report
+    from shipyard.observability import panels, report
 
     try:
         window = report.parse_since(since)
@@ -65,7 +65,7 @@ def report_command(
         window,
         out_dir,
         progress=lambda line: err.print(f"  {line}", highlight=False, markup=False),
-        models=model or dashboards.ALL_MODELS,
+        models=model or panels.ALL_MODELS,
     )
     empty = result.empty
     out.print(

@@ -2,7 +2,7 @@
 
 The embedded stack has no Grafana server. :func:`build_report` asks Prometheus'
 ``/api/v1/query_range`` for every query of the panels marked ``key`` in
-:mod:`shipyard.observability.dashboards` (the same queries, so the report and the dashboards
+:mod:`shipyard.observability.panels` (the same queries, so the report and the dashboards
 never disagree), draws each panel as a PNG with matplotlib and writes one self-contained HTML
 page (images embedded) beside them.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from shipyard.errors import ShipyardError
-from shipyard.observability import dashboards as d
+from shipyard.observability import panels as d
 
 UNITS = {
     "percentunit": "share",
