@@ -1,16 +1,22 @@
+# Values known at plan time (the tests and the providers read them), each published only once
+# the cluster exists (depends_on), so whatever uses them waits for it.
+
 output "cluster_name" {
   description = "Name of the kind cluster."
-  value       = terraform_data.cluster.output.name
+  value       = var.cluster_name
+  depends_on  = [terraform_data.cluster]
 }
 
 output "kubeconfig_path" {
   description = "Kubeconfig file written by kind (KUBECONFIG=<this> kubectl …)."
-  value       = terraform_data.cluster.output.kubeconfig
+  value       = local.kubeconfig_path
+  depends_on  = [terraform_data.cluster]
 }
 
 output "kube_context" {
   description = "kubectl context of the cluster inside kubeconfig_path."
-  value       = "kind-${terraform_data.cluster.output.name}"
+  value       = "kind-${var.cluster_name}"
+  depends_on  = [terraform_data.cluster]
 }
 
 output "pool_labels" {

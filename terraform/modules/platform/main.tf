@@ -24,10 +24,10 @@ locals {
 module "chart_values" {
   source = "./values"
 
-  size    = local.kind ? "small" : "standard"
-  image   = var.image
-  models  = var.models
-  gateway = var.gateway
+  size     = local.kind ? "small" : "standard"
+  image    = var.image
+  models   = var.models
+  gateway  = var.gateway
   gpu_pool = var.gpu_pool
   cpu_pool = var.cpu_pool
   model_repository = {

@@ -8,7 +8,7 @@ run "default_pools_carry_the_gke_pool_labels" {
     error_message = "the default cluster is one control plane and two workers (system, cpu-serving)"
   }
   assert {
-    condition = toset([for n in yamldecode(output.config).nodes : n.labels["shipyard.io/pool"] if n.role == "worker"]) == toset(["system", "cpu-serving"])
+    condition     = toset([for n in yamldecode(output.config).nodes : n.labels["shipyard.io/pool"] if n.role == "worker"]) == toset(["system", "cpu-serving"])
     error_message = "every worker carries shipyard.io/pool=<pool key>"
   }
   assert {
