@@ -38,10 +38,13 @@ from shipyard import __version__
 from shipyard.errors import ConfigError
 from shipyard.features.encoding import input_names
 from shipyard.observability.metrics import GatewayMetrics
+from shipyard.rollout.history import HistoryFile, HistoryRecord
 from shipyard.routing import ModelRoute, RoutingTable, updated_route, with_route
 from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
 
+# Who the deployment history names for changes made through PUT /v1/admin/routes.
+ADMIN = "admin-api"
 log = logging.getLogger("shipyard.gateway")
 ENTITY_KEY = "customer_id"  # the sticky-routing key: one customer sees one version
 NO_LABEL = "none"
@@ -53,6 +56,7 @@ class Paths:
     model_repository: Path
     audit: Path
     feedback: Path
+    history: Path
 
     @classmethod
     def of(cls, settings: Settings) -> Paths:
@@ -63,6 +67,7 @@ class Paths:
             model_repository=serving.model_repository or layout.triton_models,
             audit=layout.audit,
             feedback=layout.feedback,
+            history=layout.deployment_history,
         )
 
 
@@ -189,6 +194,10 @@ class Gateway:
             self.router.apply(with_route(table, model, route))
         except ConfigError as exc:
             raise Conflict(str(exc)) from None
+        # Applied only once valid, then recorded: the deployment history holds every change.
+        HistoryFile(self.paths.history).append(
+            [HistoryRecord.of_route(model, route, "route", "changed through the admin API", ADMIN)]
+        )
         log.info("route of %s changed by the admin API: %s", model, route.model_dump())
         return route
 

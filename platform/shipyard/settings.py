@@ -33,6 +33,7 @@ from pydantic_settings import (
 )
 
 from shipyard.errors import ConfigError
+from shipyard.routing import Analysis
 
 ENV_PREFIX = "SHIPYARD_"
 CONFIG_FILE_ENV = "SHIPYARD_CONFIG"
@@ -333,6 +334,11 @@ class RolloutSettings(BaseModel):
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="Namespace of the routing ConfigMap.",
     )
+    analysis: Analysis = Field(
+        default_factory=Analysis,
+        description="How canaries are judged when the routing file names no thresholds for "
+        "the model (see shipyard.routing.Analysis).",
+    )
     retrain: RetrainSettings = Field(
         default_factory=RetrainSettings, description="Drift-triggered retraining."
     )
@@ -375,6 +381,11 @@ class Settings(BaseSettings):
         None,
         pattern=r"^https?://[^\s/]+(/.*)?$",
         description="MLflow tracking server URL. Unset: the embedded one on loopback.",
+    )
+    extra_rule_files: list[str] = Field(
+        default_factory=list,
+        description="More Prometheus rule files (paths or globs) the embedded Prometheus "
+        "loads: your own recording rules and alerts.",
     )
     prometheus_url: str | None = Field(
         None,

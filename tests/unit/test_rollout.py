@@ -4,6 +4,7 @@ measurements are given as data (the e2e tests read them from a real Prometheus).
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from shipyard import routing
 from shipyard.rollout.analysis import Side, judge, merged_bins, score_psi
 from shipyard.rollout.controller import Controller, RolloutError
 from shipyard.rollout.history import HistoryFile, HistoryRecord, served_at
+from shipyard.rollout.retrain import AlertInbox, merged
 from shipyard.rollout.store import FileStore
 from shipyard.routing import Analysis, ModelRoute, RoutingTable, Stable
 
@@ -272,3 +274,40 @@ def test_a_torn_last_history_line_is_skipped(tmp_path: Path) -> None:
     with open(path, "a") as handle:
         handle.write('{"time": "2026-')
     assert [r.stable for r in HistoryFile(path).records()] == ["1"]
+
+
+# --- Alertmanager notifications ----------------------------------------------------------
+
+
+def test_alertmanager_notifications_hold_alerts_as_firing_until_resolved() -> None:
+    clock = Clock()
+    inbox = AlertInbox(hold_s=600, clock=clock)
+    firing = {"status": "firing", "labels": {"alertname": "ShipyardDataDrift", "model": MODEL}}
+    other = {"status": "firing", "labels": {"alertname": "ShipyardTritonQueueHigh"}}
+    assert inbox.receive({"alerts": [firing, other]}) == 2
+    assert inbox.firing(["ShipyardDataDrift"]) == {MODEL: ["ShipyardDataDrift"]}
+    assert inbox.firing(["ShipyardPredictionDrift"]) == {}
+    inbox.receive({"alerts": [{**firing, "status": "resolved"}]})
+    assert inbox.firing(["ShipyardDataDrift"]) == {}
+    inbox.receive({"alerts": [firing]})
+    clock.now += 601  # no repeat within the hold: forgotten
+    assert inbox.firing(["ShipyardDataDrift"]) == {}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([], "expected an Alertmanager notification"),
+        ({"alerts": [{"labels": {}}]}, "alerts[0].labels.alertname is missing"),
+    ],
+)
+def test_malformed_notifications_are_refused_naming_the_field(payload, message) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        AlertInbox().receive(payload)
+
+
+def test_alert_sources_merge() -> None:
+    assert merged({MODEL: ["A"]}, {MODEL: ["B", "A"]}, {"other": ["C"]}) == {
+        MODEL: ["A", "B"],
+        "other": ["C"],
+    }

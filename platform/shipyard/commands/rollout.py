@@ -5,7 +5,6 @@ cluster). Every routing change lands in the deployment history (`shipyard rollou
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shipyard.errors import ConfigError
+from shipyard.rollout.history import current_user
 from shipyard.rollout.state import Rollout
 from shipyard.routing import Analysis
 from shipyard.settings import load_settings
@@ -28,13 +28,6 @@ out = Console()
 err = Console(stderr=True)
 
 ModelArgument = Annotated[str, typer.Argument(help="Registered model name, e.g. fraud-scoring.")]
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _when(seconds: float) -> str:
@@ -83,7 +76,7 @@ def start_command(
     controller = controller_for(settings)
     table, _ = controller.store.read()
     route = table.models.get(model)
-    current = route.canary.analysis if route and route.canary else Analysis()
+    current = route.canary.analysis if route and route.canary else settings.rollout.analysis
     changes = {
         "steps": _steps(steps) if steps else None,
         "interval_s": interval,
@@ -103,7 +96,7 @@ def start_command(
             raise ConfigError(
                 f"{model} has no challenger: give --version N, or run the training pipeline"
             )
-    rollout = controller.start(model, version, actor=_actor(), analysis=analysis)
+    rollout = controller.start(model, version, actor=current_user(), analysis=analysis)
     weights = " → ".join(f"{w:g}%" for w in rollout.steps)
     out.print(
         f"rollout of {model} v{version} against v{rollout.stable} started at "
@@ -172,7 +165,7 @@ def promote_command(
     """Promote the canary now (stable := canary, MLflow champion moves, challenger cleared)."""
     from shipyard.rollout.watch import controller_for
 
-    rollout = controller_for(load_settings()).promote(model, _actor(), reason)
+    rollout = controller_for(load_settings()).promote(model, current_user(), reason)
     out.print(f"{model} v{rollout.canary} promoted: it is the stable version and the champion")
 
 
@@ -184,7 +177,7 @@ def abort_command(
     """Stop the rollout in progress: the canary gets weight 0 at once."""
     from shipyard.rollout.watch import controller_for
 
-    rollout = controller_for(load_settings()).abort(model, _actor(), reason)
+    rollout = controller_for(load_settings()).abort(model, current_user(), reason)
     out.print(f"rollout of {model} v{rollout.canary} aborted; stable v{rollout.stable} serves all")
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shipyard import routing
 from shipyard.errors import ConfigError, ShipyardError
+from shipyard.rollout.history import HistoryFile, HistoryRecord, current_user
 from shipyard.routing import RoutingTable
 from shipyard.settings import Settings, load_settings
 from shipyard.stack.layout import StateLayout
@@ -174,6 +175,10 @@ def _via_file(settings: Settings, model: str, update: dict) -> str:
         weight=update["canary_weight"],
         clear_canary=update["clear_canary"],
     )
+    layout = StateLayout(settings.state_dir)
+    reason = "changed by `shipyard serve`"
+    record = HistoryRecord.of_route(model, route, "route", reason, current_user())
+    HistoryFile(layout.deployment_history).append([record])  # recorded, then applied
     routing.save(path, routing.with_route(table, model, route))
     return f"written to {path}; the gateway applies it when it starts"
 

@@ -47,6 +47,8 @@ class Controller:
     promote_in_registry: Callable[[str, str], None] | None = None
     # Makes a version servable before it gets traffic (embedded: `shipyard serve publish`).
     prepare: Callable[[str, str], None] | None = None
+    # Thresholds for a model whose route names none yet (settings.rollout.analysis).
+    analysis: Analysis = field(default_factory=Analysis)
     clock: Callable[[], float] = time.time
     events: list[str] = field(default_factory=list)
 
@@ -64,7 +66,7 @@ class Controller:
 
         def change(table: RoutingTable, rollouts: Rollouts):
             route = _startable(table, rollouts, model, version)
-            chosen = analysis or (route.canary.analysis if route.canary else Analysis())
+            chosen = analysis or (route.canary.analysis if route.canary else self.analysis)
             rollout = Rollout(
                 model=model,
                 stable=route.stable.version,

@@ -10,6 +10,7 @@ change is applied, on a cluster they live in the routing ConfigMap (see ``shipya
 from __future__ import annotations
 
 import fcntl
+import getpass
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,14 @@ ROUTING_EVENTS = ("route", "started", "step", "rolled_back", "promoted", "aborte
 Event = Literal[
     "route", "started", "step", "rolled_back", "promoted", "aborted", "retrain", "retrain_skipped"
 ]
+
+
+def current_user() -> str:
+    """Who runs this command, for the history's ``actor``."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 def now_utc() -> datetime:

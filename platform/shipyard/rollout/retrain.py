@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from shipyard.training.tracking import MlflowRest
 log = logging.getLogger(__name__)
 
 ACTOR = "retraining"
+# Hyper-parameters `shipyard pipeline run` takes, as the train step logs them to MLflow.
+RECIPE = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples")
 
 
 @dataclass
@@ -56,6 +59,56 @@ def firing_models(api: PrometheusApi, alerts: list[str]) -> dict[str, list[str]]
         if labels.get("model"):
             firing.setdefault(labels["model"], []).append(labels["alertname"])
     return {model: sorted(set(names)) for model, names in firing.items()}
+
+
+class AlertInbox:
+    """Alerts posted by Alertmanager (its webhook receiver format), held as firing until a
+    ``resolved`` notification or ``hold_s`` without a repeat."""
+
+    def __init__(self, hold_s: float = 24 * 3600.0, clock: Callable[[], float] = time.time):
+        self.hold_s = hold_s
+        self.clock = clock
+        self._firing: dict[tuple[str, str], float] = {}  # (model, alertname) -> expiry
+        self._lock = threading.Lock()
+
+    def receive(self, payload: object) -> int:
+        """Take one webhook notification; returns the alerts it carried. Raises ValueError
+        naming what is wrong with a malformed payload."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
+            raise ValueError("expected an Alertmanager notification: {'alerts': [...]}")
+        now = self.clock()
+        with self._lock:
+            for index, alert in enumerate(payload["alerts"]):
+                labels = alert.get("labels") if isinstance(alert, dict) else None
+                if not isinstance(labels, dict) or not labels.get("alertname"):
+                    raise ValueError(f"alerts[{index}].labels.alertname is missing")
+                if not labels.get("model"):
+                    continue  # not about a model: nothing to retrain
+                key = (str(labels["model"]), str(labels["alertname"]))
+                if alert.get("status") == "resolved":
+                    self._firing.pop(key, None)
+                else:
+                    self._firing[key] = now + self.hold_s
+        return len(payload["alerts"])
+
+    def firing(self, alerts: list[str]) -> dict[str, list[str]]:
+        now = self.clock()
+        with self._lock:
+            self._firing = {k: t for k, t in self._firing.items() if t > now}
+            found: dict[str, list[str]] = {}
+            for model, name in self._firing:
+                if name in alerts:
+                    found.setdefault(model, []).append(name)
+        return found
+
+
+def merged(*sources: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Union of several {model: [alert names]} views."""
+    union: dict[str, set[str]] = {}
+    for source in sources:
+        for model, names in source.items():
+            union.setdefault(model, set()).update(names)
+    return {model: sorted(names) for model, names in union.items()}
 
 
 def _last_line(path: Path) -> str:
@@ -100,6 +153,7 @@ class Retrainer:
             log.warning("%s has no champion: nothing to retrain", model)
             return
         tags = {tag["key"]: tag["value"] for tag in champion.get("tags", [])}
+        recipe = self._recipe(champion)
         reason = f"{', '.join(alerts)} firing for {model}"
         now = self.clock()
 
@@ -127,6 +181,7 @@ class Retrainer:
             tags.get("team", ""),
             "--on-call",
             tags.get("on_call", ""),
+            *recipe,
         ]
         layout = StateLayout(self.settings.state_dir)
         log_file = layout.logs / f"retrain-{model}-{int(now)}.log"
@@ -142,6 +197,20 @@ class Retrainer:
         before = self.mlflow.alias_version(model, CHALLENGER)
         self.runs[model] = Run(model, process, log_file, before, reason)
         log.info("retraining %s (%s): pid %d, log %s", model, reason, process.pid, log_file)
+
+    def _recipe(self, champion: dict) -> list[str]:
+        """The champion's recipe (hyper-parameters, feature service) as pipeline options:
+        retraining refits the same model on fresh data, it does not tune."""
+        run = self.mlflow.get_run(champion["run_id"]) if champion.get("run_id") else {}
+        data = run.get("data", {})
+        params = {p["key"]: p["value"] for p in data.get("params", [])}
+        run_tags = {t["key"]: t["value"] for t in data.get("tags", [])}
+        options = [
+            f"--{name.replace('_', '-')}={params[name]}" for name in RECIPE if name in params
+        ]
+        if run_tags.get("feature_service"):
+            options.append(f"--feature-service={run_tags['feature_service']}")
+        return options
 
     def _reap(self) -> None:
         for model, run in list(self.runs.items()):

@@ -1,11 +1,13 @@
 """``shipyard rollout watch``: the long-running loop. Embedded it is a component of the stack;
 on a cluster the chart runs it as a one-replica Deployment. Every ``rollout.poll_s`` it judges
-the rollouts in progress and reads drift alerts; it serves ``/healthz`` and ``/metrics`` on
+the rollouts in progress and reads drift alerts (Prometheus' ``ALERTS``, and notifications
+Alertmanager posts to ``/v1/alerts``); it serves ``/healthz`` and ``/metrics`` on
 ``ports.rollout``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -20,7 +22,7 @@ from shipyard.observability.prometheus import PrometheusApi, PrometheusError
 from shipyard.rollout.controller import Controller
 from shipyard.rollout.exporter import LoopCollector, loop_registry
 from shipyard.rollout.measure import measure_step
-from shipyard.rollout.retrain import Retrainer, firing_models
+from shipyard.rollout.retrain import AlertInbox, Retrainer, firing_models, merged
 from shipyard.rollout.store import Store, open_store
 from shipyard.settings import Settings
 from shipyard.training.registry import CHALLENGER, CHAMPION
@@ -29,6 +31,9 @@ from shipyard.training.tracking import MlflowRest
 log = logging.getLogger("shipyard.rollout")
 
 REGISTRY_REFRESH_S = 30.0
+# Alertmanager's webhook receiver posts here (the chart points Alertmanager at it).
+ALERTS_PATH = "/v1/alerts"
+MAX_NOTIFICATION_BYTES = 1 << 20
 
 
 def registry_promotion(mlflow: MlflowRest):
@@ -62,6 +67,7 @@ def controller_for(settings: Settings, store: Store | None = None) -> Controller
         measure=partial(measure_step, api),
         promote_in_registry=registry_promotion(mlflow),
         prepare=publisher(settings),
+        analysis=settings.rollout.analysis,
     )
 
 
@@ -76,10 +82,35 @@ class Health:
         return time.monotonic() - self.last_pass < self.grace_s
 
 
-def _handler(collector: LoopCollector, health: Health) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    collector: LoopCollector, health: Health, inbox: AlertInbox
+) -> type[BaseHTTPRequestHandler]:
     registry = loop_registry(collector)
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            if self.path != ALERTS_PATH:
+                self._answer(404, f"not found: Alertmanager posts to {ALERTS_PATH}\n")
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_NOTIFICATION_BYTES:
+                self._answer(413, f"notification over {MAX_NOTIFICATION_BYTES} bytes\n")
+                return
+            try:
+                count = inbox.receive(json.loads(self.rfile.read(length) or b"null"))
+            except ValueError as exc:  # malformed JSON or notification
+                self._answer(400, f"error: {str(exc).splitlines()[0]}\n")
+                return
+            self._answer(200, f"received {count} alerts\n")
+
+        def _answer(self, status: int, text: str) -> None:
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 body, status, kind = generate_latest(registry), 200, CONTENT_TYPE_LATEST
@@ -104,6 +135,7 @@ def run(settings: Settings, host: str = "127.0.0.1") -> None:
     """Run the loop until SIGTERM or SIGINT."""
     store = open_store(settings)
     controller = controller_for(settings, store)
+    inbox = AlertInbox()
     mlflow = MlflowRest(settings.url("mlflow"))
     api = PrometheusApi(settings.url("prometheus"))
     retrainer = Retrainer(
@@ -111,11 +143,14 @@ def run(settings: Settings, host: str = "127.0.0.1") -> None:
         store,
         controller,
         mlflow,
-        firing=lambda: firing_models(api, settings.rollout.retrain.alerts),
+        firing=lambda: merged(
+            firing_models(api, settings.rollout.retrain.alerts),
+            inbox.firing(settings.rollout.retrain.alerts),
+        ),
     )
     collector = LoopCollector()
     health = Health(settings.rollout.poll_s)
-    server = ThreadingHTTPServer((host, settings.ports.rollout), _handler(collector, health))
+    server = ThreadingHTTPServer((host, settings.ports.rollout), _handler(collector, health, inbox))
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

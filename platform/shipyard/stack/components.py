@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from shipyard.errors import MissingDependencyError
 from shipyard.observability import rules
@@ -254,7 +255,8 @@ def prometheus(
     def write_config() -> None:
         (layout.prometheus / "data").mkdir(parents=True, exist_ok=True)
         # Referenced where the package ships them: a new release's rules apply on restart.
-        text = render_config(targets, rule_files=rules.packaged_rule_files())
+        extra = [Path(pattern) for pattern in settings.extra_rule_files]
+        text = render_config(targets, rule_files=[*rules.packaged_rule_files(), *extra])
         if not config_file.is_file() or config_file.read_text() != text:
             config_file.write_text(text)
 
