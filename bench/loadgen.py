@@ -10,6 +10,9 @@ Used as a module (``run_load``) or a process pinned to its own core:
 
     python bench/loadgen.py --url http://127.0.0.1:8080/v1/models/m/predict \\
         --bodies bodies.jsonl --rate 500 --seconds 10 --warmup 2
+
+``--clients N`` instead of ``--rate`` runs a closed loop of N concurrent clients (``run_closed``,
+the batching benchmark B4).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class _Connection:
             raise ConnectionError("closed")
         status = int(status_line.split(b" ", 2)[1])
         length = 0
-        close = False
+        close = chunked = False
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
@@ -73,7 +76,15 @@ class _Connection:
                 length = int(value)
             elif name == b"connection" and value.strip().lower() == b"close":
                 close = True
-        if length:
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:  # some servers stream their answers
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        elif length:
             await self.reader.readexactly(length)
         if close:
             self.close()
@@ -172,11 +183,77 @@ async def run_load(
     )
 
 
+async def run_closed(
+    url: str,
+    bodies: list[bytes],
+    clients: int,
+    seconds: float,
+    warmup_s: float = 1.0,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 5.0,
+) -> LoadResult:
+    """``clients`` concurrent clients, each sending its next request as soon as the last is
+    answered (closed loop: the batching benchmark's "N concurrent clients"). ``rate`` in the
+    result is the achieved rate; latency is from the send time."""
+    parts = urlsplit(url)
+    raw = _requests(url, bodies, headers or {})
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    counts = {"sent": 0, "ok": 0, "errors": 0, "failed": 0}
+    start = time.perf_counter()
+    measure_from = start + warmup_s
+    stop_at = measure_from + seconds
+
+    async def client(index: int) -> None:
+        connection = _Connection(parts.hostname or "127.0.0.1", parts.port or 80)
+        i = index
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop_at:
+                break
+            measured = sent >= measure_from
+            counts["sent"] += measured
+            i += clients
+            try:
+                status = await connection.request(raw[i % len(raw)], timeout_s)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                connection.close()
+                counts["failed"] += measured
+                continue
+            if not measured:
+                continue
+            latencies.append(time.perf_counter() - sent)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            counts["ok" if 200 <= status < 300 else "errors"] += 1
+        connection.close()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = max(time.perf_counter(), stop_at) - measure_from
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    achieved = round(counts["ok"] / elapsed, 1) if elapsed > 0 else 0.0
+    return LoadResult(
+        rate=achieved,
+        seconds=seconds,
+        sent=counts["sent"],
+        ok=counts["ok"],
+        errors=counts["errors"],
+        failed=counts["failed"],
+        achieved_rps=achieved,
+        p50_ms=round(percentile(ms, 0.50), 3),
+        p99_ms=round(percentile(ms, 0.99), 3),
+        p999_ms=round(percentile(ms, 0.999), 3),
+        max_ms=round(ms[-1], 3) if ms else float("nan"),
+        statuses=statuses,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--bodies", required=True, help="JSON lines file, one request body each")
-    parser.add_argument("--rate", type=float, required=True, help="requests per second")
+    parser.add_argument("--rate", type=float, help="requests per second (open loop)")
+    parser.add_argument("--clients", type=int, help="concurrent clients (closed loop), not --rate")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
@@ -191,9 +268,15 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(
-        run_load(args.url, bodies, args.rate, args.seconds, args.warmup, args.connections, headers)
-    )
+    if args.clients:
+        load = run_closed(args.url, bodies, args.clients, args.seconds, args.warmup, headers)
+    elif args.rate:
+        load = run_load(
+            args.url, bodies, args.rate, args.seconds, args.warmup, args.connections, headers
+        )
+    else:
+        parser.error("give --rate (open loop) or --clients (closed loop)")
+    result = asyncio.run(load)
     json.dump(asdict(result), sys.stdout)
     print()
 
