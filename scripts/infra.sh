@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Shipyard's infrastructure as code (terraform/): offline tests, and a cluster up or down.
 #
-#   scripts/infra.sh test [PART…]   the offline test tier; PARTs (default: all, in this order):
+#   scripts/infra.sh test [PART…]   the offline test tier; PARTs (default: all, in this order;
+#                                   validate:DIR and unit:DIR limit those to one folder of
+#                                   terraform/, e.g. unit:modules/gke):
 #       fmt        tofu fmt -check on terraform/
 #       validate   tofu init (filesystem mirror only) + tofu validate, every module and env
 #       unit       tofu test (mock providers) in every module that has tests/
@@ -76,12 +78,14 @@ part_fmt() {
 $out"
 }
 
-part_validate() {
+part_validate() { # part_validate [DIR…]: default every module and environment
     need_tool tofu
     [[ -f $TOOLS/tofurc ]] || die "$TOOLS/tofurc is missing: run make chart-tools"
     sync_work
-    local dir out
-    for dir in "${MODULES[@]}" "${ENVS[@]}"; do
+    local dir out dirs=("$@")
+    ((${#dirs[@]})) || dirs=("${MODULES[@]}" "${ENVS[@]}")
+    for dir in "${dirs[@]}"; do
+        [[ -d $TF/$dir ]] || die "no folder terraform/$dir"
         init_dir "$dir"
         out=$(tofu_offline -chdir="$WORK/terraform/$dir" validate -no-color 2>&1) ||
             die "tofu validate terraform/$dir:
@@ -90,12 +94,13 @@ $out"
     done
 }
 
-part_unit() {
+part_unit() { # part_unit [DIR…]: default every module with tests/
     need_tool tofu
     sync_work
-    local dir out
-    for dir in "${MODULES[@]}"; do
-        [[ -d $TF/$dir/tests ]] || continue
+    local dir out dirs=("$@")
+    ((${#dirs[@]})) || dirs=("${MODULES[@]}")
+    for dir in "${dirs[@]}"; do
+        [[ -d $TF/$dir/tests ]] || { (($#)) && die "terraform/$dir has no tests/"; continue; }
         init_dir "$dir"
         out=$(tofu_offline -chdir="$WORK/terraform/$dir" test -no-color 2>&1) ||
             die "tofu test terraform/$dir:
@@ -185,8 +190,13 @@ cmd_test() {
     local parts=("$@") part t0=$SECONDS
     ((${#parts[@]})) || parts=("${PARTS[@]}")
     for part in "${parts[@]}"; do
-        [[ " ${PARTS[*]} " == *" $part "* ]] || die "unknown test part '$part' (parts: ${PARTS[*]})"
-        "part_$part"
+        case $part in
+        validate:* | unit:*) "part_${part%%:*}" "${part#*:}" ;;
+        *)
+            [[ " ${PARTS[*]} " == *" $part "* ]] || die "unknown test part '$part' (parts: ${PARTS[*]})"
+            "part_$part"
+            ;;
+        esac
     done
     say "infra tests passed in $((SECONDS - t0)) s"
 }

@@ -28,11 +28,23 @@ BIN = TOOLS / "bin"
 MIRROR = TOOLS / "tofu-mirror" / "registry.opentofu.org" / "hashicorp"
 
 TOFU = {"tofu": BIN / "tofu", "tofurc": TOOLS / "tofurc"}
-PROVIDERS = {f"provider {p}": MIRROR / p for p in ("kubernetes", "helm", "google")}
-PART_TOOLS: dict[str, dict[str, Path]] = {
+PROVIDER = {p: {f"provider {p}": MIRROR / p} for p in ("kubernetes", "helm", "google")}
+K8S = PROVIDER["kubernetes"] | PROVIDER["helm"]
+# The folders of terraform/ and the providers each needs: validate and `tofu test` run per
+# folder, so a missing google provider (the slow build) leaves the others running.
+FOLDERS: dict[str, dict[str, Path]] = {
+    "modules/kind": {},
+    "modules/platform/values": {},
+    "modules/platform": K8S,
+    "modules/gke": PROVIDER["google"],
+    "envs/kind": K8S,
+    "envs/gke": K8S | PROVIDER["google"],
+}
+TESTED = [f for f in FOLDERS if (ROOT / "terraform" / f / "tests").is_dir()]
+PARTS: dict[str, dict[str, Path]] = {
     "fmt": TOFU,
-    "validate": TOFU | PROVIDERS,
-    "unit": TOFU | PROVIDERS,
+    **{f"validate:{f}": TOFU | FOLDERS[f] for f in FOLDERS},
+    **{f"unit:{f}": TOFU | FOLDERS[f] for f in TESTED},
     "values": TOFU
     | {
         "helm": BIN / "helm",
@@ -55,9 +67,19 @@ def infra(*args: str, env: dict[str, str] | None = None, timeout: int = 600):
     )
 
 
-@pytest.mark.parametrize("part", list(PART_TOOLS))
+def test_every_folder_is_covered() -> None:
+    folders = {
+        str(p.parent.relative_to(ROOT / "terraform"))
+        for p in (ROOT / "terraform").rglob("versions.tf")
+        if ".terraform" not in p.parts
+    }
+    assert folders == set(FOLDERS)
+    assert set(TESTED) == {"modules/kind", "modules/platform", "modules/gke"}
+
+
+@pytest.mark.parametrize("part", list(PARTS))
 def test_part(part: str) -> None:
-    missing = [name for name, path in PART_TOOLS[part].items() if not path.exists()]
+    missing = [name for name, path in PARTS[part].items() if not path.exists()]
     if missing:
         pytest.skip(
             f"{part}: {', '.join(missing)} missing from {TOOLS}: build them once with "

@@ -4,7 +4,6 @@
 
 locals {
   kubeconfig_path = var.kubeconfig_path != "" ? var.kubeconfig_path : abspath("${path.root}/.kube/${var.name}.yaml")
-  pools           = module.gke.pool_labels
   gpu_pools       = module.gke.gpu_pools
   has_gpu_pool    = length(local.gpu_pools) > 0
   cloud_sql       = module.gke.cloud_sql
