@@ -73,5 +73,12 @@ format: install ## Reformat the code (ruff)
 lock: install ## Re-resolve requirements.lock and requirements-triton-stub.lock after a bound changed
 	@scripts/lock.sh
 
+.PHONY: bench bench-quick
+bench: install ## Benchmarks B1, B3, B4, B5 side by side with their peers (long); updates README's Performance
+	@$(VENV)/bin/python -m bench.run
+
+bench-quick: install ## The same benchmarks in short runs; prints the comparison table
+	@$(VENV)/bin/python -m bench.run --quick
+
 clean: ## Remove caches made by tests and tools (keeps .venv and the state dir)
 	@rm -rf .pytest_cache .ruff_cache build *.egg-info platform/*.egg-info
