@@ -1,42 +1,44 @@
-"""Benchmark B3 (and issue 5's targets): the gateway's end-to-end path under open-loop load,
-side by side with its floor, in the same run.
+"""Benchmark B3 (end to end) and B5 (audit/metrics overhead): the gateway's whole path under
+open-loop load, side by side with a one-process peer and the floor, in the same run.
 
-Contenders (same model file, same online store, same request bodies):
+Contenders (same model file, same online store, same request bodies; each answer is checked
+against the gateway's score for the same body):
 
 * ``shipyard``: the embedded stack's gateway as ``make up`` runs it — features from the Feast
   SQLite online store, the model on the primary Triton (gRPC, Python backend running ONNX
   Runtime), metrics, and one audit record per prediction.
 * ``shipyard-inprocess``: the same gateway with no Triton pool configured, so the last hop of
   its chain (in-process ONNX Runtime) serves: the gateway's own cost without the Triton hop.
+* ``fastapi+feast-sdk``: FastAPI + the Feast SDK's ``get_online_features`` on the same store +
+  in-process ONNX Runtime in one process (``bench/peers/servers/fastapi_feast_ort.py``); no
+  metrics, no audit.
 * ``floor``: ``bench/floor_server.py``, the same store reads + in-process ONNX Runtime + an HTTP
   echo with every avoidable layer removed.
+* B5 ``shipyard (metrics+audit off)``: the same gateway and stack with the audit append, the
+  metric updates and the drift monitor replaced by no-ops (``bench/ablation.py``).
 
-Method: open-loop load (``bench/loadgen.py``, latency from the scheduled send time) at fixed
-rates after a warm-up, ≥ 3 repetitions per rate, the contenders interleaved; p50/p99/p99.9,
-achieved rate, errors and server CPU-µs per request (utime+stime of the serving processes, from
-/proc). With ``--pin`` (default) the serving processes run on CPU 0 and the load generator on
-CPU 1. Reported: medians over repetitions with the spread, the highest rate whose p99 stays
-≤ 10 ms without errors, and the audit+metrics share of the p99 (the exact calls the gateway
-makes per prediction, timed in a loop, over the p99 at 500 req/s).
+Method (``bench/harness.py``): open-loop load at a ladder of fixed rates after a warm-up, ≥ 3
+repetitions, contenders interleaved; p50/p99/p99.9, achieved rate, errors, server CPU-µs per
+request (utime+stime of the serving processes, Triton's stubs included), the other processes'
+CPU while measuring; serving processes pinned to CPU 0, the load generator to CPU 1. Also the
+audit+metrics cost per prediction timed in a loop.
 
-    .venv/bin/python bench/gateway_e2e.py [--quick] [--rates 100,250,500,750,1000]
+    .venv/bin/python -m bench.gateway_e2e [--quick] [--rates 100,250,500,750,1000]
 
 The stack is started in a temporary state dir, bootstrapped (data, features, a 100-tree model
-from the training pipeline, published) and stopped at the end.
+from the training pipeline, published) and stopped at the end. The Feast-server + MLServer
+two-hop peer of B3 is not written yet (see bench/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -44,7 +46,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import LoadResult  # noqa: E402
+from bench import harness  # noqa: E402
+from bench.harness import Contender, ContenderFailed  # noqa: E402
+from bench.model_artifact import first_numbers  # noqa: E402
 from shipyard.settings import Settings  # noqa: E402
 from shipyard.stack import control  # noqa: E402
 from shipyard.stack.layout import StateLayout  # noqa: E402
@@ -52,14 +56,19 @@ from shipyard.stack.probes import free_ports  # noqa: E402
 from shipyard.stack.supervisor import inherited_env  # noqa: E402
 
 MODEL = "fraud-scoring"
-RESULTS = ROOT / "bench" / "results"
+RESULTS = harness.RESULTS
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 SLO_P99_MS = 10.0
 OWNER = ["--owner", "bench", "--team", "bench"]
 
 
-def say(message: str) -> None:
-    print(f"… {message}", file=sys.stderr, flush=True)
+PROFILES = {
+    "quick": {"rates": [250, 500, 1000, 1500, 2000, 3000], "seconds": 1.5, "warmup": 0.5,
+              "repeats": 3},
+    "full": {"rates": [100, 250, 500, 750, 1000, 1500, 2000, 3000], "seconds": 5.0,
+             "warmup": 2.0, "repeats": 3},
+}  # fmt: skip
+say = harness.say
 
 
 def bootstrap(settings: Settings, env: dict[str, str]) -> None:
@@ -82,9 +91,10 @@ def bootstrap(settings: Settings, env: dict[str, str]) -> None:
             raise SystemExit(f"bootstrap step {args} failed:\n{done.stdout[-2000:]}{done.stderr}")
 
 
-def known_bodies(url: str, count: int) -> list[bytes]:
-    """Single-instance bodies for customers that have online features (probed)."""
-    bodies = []
+def known_bodies(url: str, count: int) -> tuple[list[bytes], list[float]]:
+    """Single-instance bodies for customers that have online features (probed), with the
+    gateway's score of each (what every other contender must answer)."""
+    bodies, scores = [], []
     with httpx.Client(timeout=5) as client:
         for customer in range(1, 20 * count):
             body = {
@@ -100,54 +110,13 @@ def known_bodies(url: str, count: int) -> list[bytes]:
                 ]
             }
             raw = json.dumps(body).encode()
-            if (
-                client.post(
-                    url, content=raw, headers={"content-type": "application/json"}
-                ).status_code
-                == 200
-            ):
+            answer = client.post(url, content=raw, headers={"content-type": "application/json"})
+            if answer.status_code == 200:
                 bodies.append(raw)
+                scores.append(answer.json()["predictions"][0]["score"])
             if len(bodies) >= count:
                 break
-    return bodies
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of ``pids`` and their threads (children included: Triton's stubs)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    seen = set()
-    stack = list(pids)
-    while stack:
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        stack += [int(c) for c in children]
-    return total
-
-
-def pin(pids: list[int], cpu: str) -> None:
-    for pid in pids:
-        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], capture_output=True)
-
-
-def run_loadgen(
-    url: str, bodies_file: Path, rate: float, seconds: float, pinned: bool
-) -> LoadResult:
-    argv = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", url,
-            "--bodies", str(bodies_file), "--rate", str(rate),
-            "--seconds", str(seconds), "--warmup", "1"]  # fmt: skip
-    if pinned:
-        argv = ["taskset", "-c", "1", *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return LoadResult(**json.loads(done.stdout))
+    return bodies, scores
 
 
 def audit_and_metrics_us(iterations: int = 20_000) -> float:
@@ -189,206 +158,167 @@ def audit_and_metrics_us(iterations: int = 20_000) -> float:
     return took / iterations * 1e6
 
 
-def summarize(runs: list[dict]) -> dict:
-    def med(key: str) -> float:
-        return round(statistics.median(r[key] for r in runs), 3)
-
-    return {
-        "p50_ms": med("p50_ms"),
-        "p99_ms": med("p99_ms"),
-        "p999_ms": med("p999_ms"),
-        "p99_spread_ms": [min(r["p99_ms"] for r in runs), max(r["p99_ms"] for r in runs)],
-        "achieved_rps": med("achieved_rps"),
-        "errors": sum(r["errors"] + r["failed"] for r in runs),
-        "cpu_us_per_request": med("cpu_us_per_request"),
-    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="100,250,500,750,1000,1500")
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="rates 250,500,1000; 3 s; 3 reps")
+    parser.add_argument("--quick", action="store_true", help="short runs: a few minutes")
+    parser.add_argument("--rates", help="override the profile's rates, e.g. 250,500,1000")
+    parser.add_argument("--repeats", type=int, help="override the profile's repetitions")
     parser.add_argument("--no-pin", dest="pin", action="store_false")
-    parser.add_argument("--json", type=Path, default=RESULTS / "gateway_e2e.json")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    rates = [250.0, 500.0, 1000.0] if args.quick else [float(r) for r in args.rates.split(",")]
-    seconds = 3.0 if args.quick else args.seconds
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    profile = dict(PROFILES["quick" if args.quick else "full"])
+    if args.rates:
+        profile["rates"] = [float(r) for r in args.rates.split(",")]
+    if args.repeats:
+        profile["repeats"] = args.repeats
+    pinned = args.pin and harness.can_pin()
+    machine_before = harness.machine()
 
     from tests.conftest import isolated_settings
 
     work = Path(tempfile.mkdtemp(prefix="shipyard-b3-"))
     settings = isolated_settings(work / "state")
     env = {**inherited_env(), **settings.to_env()}
-    extra: list[subprocess.Popen] = []
     say(f"starting an embedded stack in {work}")
     state = control.up(settings).state
+    running: list[harness.Running] = []
     try:
         bootstrap(settings, env)
         gateway_url = settings.url("gateway", f"/v1/models/{MODEL}/predict")
-        bodies = known_bodies(gateway_url, 1000)
-        bodies_file = work / "bodies.jsonl"
-        bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+        bodies, scores = known_bodies(gateway_url, 1000)
         say(f"{len(bodies)} request bodies for customers with online features")
-
-        port_inprocess, port_floor = free_ports(2)
-        layout = StateLayout(settings.state_dir)
-        inprocess_env = {
-            **env,
-            "SHIPYARD_PORTS__GATEWAY": str(port_inprocess),
-            "SHIPYARD_SERVING__PRIMARY_URL": "",  # no Triton pool: in-process serves
-            "SHIPYARD_SERVING__CPU_URL": "",
-        }
-        extra.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host",
-             "127.0.0.1", "--port", str(port_inprocess), "--loop", "uvloop", "--http",
-             "httptools", "--no-access-log", "--log-level", "warning"],
-            env=inprocess_env))  # fmt: skip
         version = json.loads(httpx.get(settings.url("gateway", f"/v1/models/{MODEL}")).text)[
             "stable_version"
         ]
-        extra.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", str(port_floor),
-             "--state-dir", str(settings.state_dir), "--model-dir",
-             str(layout.triton_models / MODEL / version)], env=env))  # fmt: skip
-        for port in (port_inprocess, port_floor):
-            _wait_http(f"http://127.0.0.1:{port}")
+        model_dir = StateLayout(settings.state_dir).triton_models / MODEL / version
+        contenders = build_contenders(settings, env, state, gateway_url, bodies, scores,
+                                      model_dir)  # fmt: skip
+        results: dict[str, dict] = {}
+        for contender in contenders:
+            entry = results[contender.name] = {
+                "kind": contender.kind, "group": "B5" if "off" in contender.name else "B3",
+                "note": contender.note, "versions": contender.versions, "error": None,
+                "reps": [],
+            }  # fmt: skip
+            try:
+                running.append(harness.start(contender, work / "logs", pinned))
+                entry["idle_cores"] = [running[-1].idle_cores]
+            except ContenderFailed as exc:
+                entry["error"] = f"did not start: {exc}"
+                say(f"{contender.name}: {entry['error']}")
+        bodies_file = work / "bodies.jsonl"
+        bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+        rates = [float(r) for r in profile["rates"]]
+        for repeat in range(profile["repeats"]):
+            order = running[repeat % len(running) :] + running[: repeat % len(running)]
+            say(f"repetition {repeat + 1}/{profile['repeats']}")
+            for run in order:
+                entry = results[run.contender.name]
+                if entry["error"]:
+                    continue
+                try:
+                    entry["reps"].append(
+                        harness.ladder(run, bodies_file, rates, seconds=profile["seconds"],
+                                       warmup_s=profile["warmup"], pinned=pinned,
+                                       always=(500.0,))  # fmt: skip
+                    )
+                except ContenderFailed as exc:
+                    entry["error"] = f"failed under load: {exc}"
+        from bench.model_hop import summarize_b1
 
-        components = state.components if hasattr(state, "components") else {}
-        pids = {c: components[c].pid for c in ("gateway", "triton") if c in components}
-        contenders = {
-            "shipyard": (gateway_url, [pids["gateway"], pids["triton"]]),
-            "shipyard-inprocess": (
-                f"http://127.0.0.1:{port_inprocess}/v1/models/{MODEL}/predict",
-                [extra[0].pid],
-            ),
-            "floor": (f"http://127.0.0.1:{port_floor}/", [extra[1].pid]),
-        }
-        if args.pin:
-            pin([p for _, ps in contenders.values() for p in ps], "0")
-        results: dict[str, dict[float, list[dict]]] = {c: {} for c in contenders}
-        for repeat in range(args.repeats):
-            for rate in rates:
-                order = list(contenders)[repeat % 3 :] + list(contenders)[: repeat % 3]
-                for name in order:
-                    url, server_pids = contenders[name]
-                    before = cpu_seconds(server_pids)
-                    result = run_loadgen(url, bodies_file, rate, seconds, args.pin)
-                    used = cpu_seconds(server_pids) - before
-                    row = asdict(result)
-                    # CPU over warm-up and measurement, per request sent in both.
-                    row["cpu_us_per_request"] = round(used / ((seconds + 1) * rate) * 1e6, 1)
-                    results[name].setdefault(rate, []).append(row)
-                    say(f"rep {repeat + 1} {name:>19} {rate:>6.0f}/s: p50 {result.p50_ms:.2f} "
-                        f"p99 {result.p99_ms:.2f} ms, {result.achieved_rps:.0f}/s, "
-                        f"errors {result.errors + result.failed}")  # fmt: skip
+        for entry in results.values():
+            summarize_b1(entry)
         overhead_us = audit_and_metrics_us()
-        report = build_report(results, rates, overhead_us, args)
-        args.json.write_text(json.dumps(report, indent=2))
-        markdown = render(report)
-        (args.json.with_suffix(".md")).write_text(markdown)
-        plot(report, args.json.with_suffix(".png"))
-        print(markdown)
-        say(
-            f"results: {args.json}, {args.json.with_suffix('.md')}, {args.json.with_suffix('.png')}"
+        harness.write_json(
+            args.out / "b3_end_to_end.json",
+            {
+                "benchmark": "B3",
+                "title": "end to end: features (50 x 1 entity) + model + metrics + audit",
+                "description": (
+                    "The gateway as `make up` runs it (Feast SQLite online store, Triton, "
+                    "metrics, audit) and with its in-process backend; FastAPI + Feast SDK + "
+                    "ONNX Runtime in one process; the floor (the same store reads + ONNX Runtime "
+                    "+ a raw HTTP echo). Same bodies for all; answers checked against the "
+                    f"gateway's scores. Open-loop load at {', '.join(str(int(r)) for r in rates)} "
+                    f"req/s ({profile['seconds']} s after {profile['warmup']} s warm-up), "
+                    f"{profile['repeats']} repetitions."
+                ),
+                "machine": {**machine_before, "load_average_after": harness.load_average()},
+                "profile": profile,
+                "pinned": pinned,
+                "contenders": results,
+                "audit_metrics_us_per_prediction": round(overhead_us, 1),
+            },
         )
+        say(f"B3/B5 results: {args.out / 'b3_end_to_end.json'}")
     finally:
-        for process in extra:
-            process.terminate()
-            process.wait(timeout=30)
+        for run in running:
+            run.stop()
         control.down(settings)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _wait_http(url: str, within_s: float = 90) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+def build_contenders(
+    settings, env, state, gateway_url, bodies, scores, model_dir: Path
+) -> list[Contender]:
+    from shipyard import __version__
+
+    def check(answer: object, index: int) -> None:
+        numbers = first_numbers(answer)
+        assert any(abs(n - scores[index]) <= 1e-5 for n in numbers), (
+            f"expected the gateway's score {scores[index]:.6f}, got {numbers}"
+        )
+
+    components = state.components if hasattr(state, "components") else {}
+    pids = [components[c].pid for c in ("gateway", "triton") if c in components]
+    port_inprocess, port_off, port_floor, port_peer = free_ports(4)
+    uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop",
+               "--http", "httptools", "--no-access-log", "--log-level", "warning", "--factory"]  # fmt: skip
+    path = f"/v1/models/{MODEL}/predict"
+    versions = {"shipyard": __version__}
+    return [
+        Contender("shipyard", gateway_url, bodies, pids=pids, check=check, kind="shipyard",
+                  versions=versions,
+                  note="gateway + primary Triton, as `make up` runs them"),
+        Contender("shipyard-inprocess", f"http://127.0.0.1:{port_inprocess}{path}", bodies,
+                  argv=[*uvicorn, "--port", str(port_inprocess), "serving.app:create_app"],
+                  env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_inprocess),
+                       "SHIPYARD_SERVING__PRIMARY_URL": "", "SHIPYARD_SERVING__CPU_URL": ""},
+                  cwd=ROOT, check=check, kind="shipyard", versions=versions,
+                  note="the gateway with no Triton pool: its in-process ONNX Runtime hop"),
+        Contender("fastapi+feast-sdk", f"http://127.0.0.1:{port_peer}/predict", bodies,
+                  argv=[sys.executable, str(ROOT / "bench" / "peers" / "servers" /
+                                            "fastapi_feast_ort.py"),
+                        "--port", str(port_peer), "--model-dir", str(model_dir)],
+                  env=env, cwd=ROOT, check=check, kind="peer",
+                  versions=_versions("fastapi", "feast", "onnxruntime"),
+                  note="one process: FastAPI + Feast get_online_features + ONNX Runtime"),
+        Contender("floor", f"http://127.0.0.1:{port_floor}/", bodies,
+                  argv=[sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port",
+                        str(port_floor), "--state-dir", str(settings.state_dir),
+                        "--model-dir", str(model_dir)],
+                  env=env, cwd=ROOT, check=check, kind="floor",
+                  note="the same store reads + in-process ONNX Runtime + raw HTTP echo"),
+        Contender("shipyard (metrics+audit off)", f"http://127.0.0.1:{port_off}{path}", bodies,
+                  argv=[*uvicorn, "--port", str(port_off), "bench.ablation:create_app"],
+                  env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_off)},
+                  cwd=ROOT, check=check, kind="shipyard", versions=versions,
+                  note="B5: the same gateway + Triton, audit/metrics/drift monitor no-ops"),
+    ]  # fmt: skip
+
+
+def _versions(*names: str) -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    out = {}
+    for name in names:
         try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise SystemExit(f"{url} did not start")
-
-
-def build_report(results: dict, rates: list[float], overhead_us: float, args) -> dict:
-    table = {
-        name: {str(r): summarize(runs) for r, runs in by_rate.items()}
-        for name, by_rate in results.items()
-    }
-    max_rate = {}
-    for name, by_rate in table.items():
-        passing = [
-            float(r)
-            for r, s in by_rate.items()
-            if s["p99_ms"] <= SLO_P99_MS
-            and s["errors"] == 0
-            and s["achieved_rps"] >= 0.95 * float(r)
-        ]
-        max_rate[name] = max(passing) if passing else 0.0
-    at500 = table["shipyard"].get("500.0", {})
-    p99_500 = at500.get("p99_ms")
-    return {
-        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "pinned": args.pin},
-        "rates": rates,
-        "results": table,
-        "raw": {n: {str(r): runs for r, runs in b.items()} for n, b in results.items()},
-        "max_rate_p99_le_10ms": max_rate,
-        "audit_metrics_us_per_prediction": round(overhead_us, 1),
-        "audit_metrics_share_of_p99_at_500": (
-            round(overhead_us / 1000 / p99_500, 4) if p99_500 else None
-        ),
-        "targets": {"p50_ms_at_500": 2.0, "p99_ms_at_500": 5.0, "audit_metrics_share": 0.10},
-    }
-
-
-def render(report: dict) -> str:
-    columns = ["contender", "rate/s", "p50 ms", "p99 ms (spread)", "p99.9 ms", "achieved/s",
-               "errors", "CPU-us/req", "p99 / floor"]  # fmt: skip
-    lines = ["| " + " | ".join(columns) + " |", "| --- |" + " ---: |" * (len(columns) - 1)]
-    floor = report["results"]["floor"]
-    for name, by_rate in report["results"].items():
-        for rate, s in by_rate.items():
-            ratio = s["p99_ms"] / floor[rate]["p99_ms"] if floor.get(rate) else float("nan")
-            lo, hi = s["p99_spread_ms"]
-            lines.append(
-                f"| {name} | {float(rate):.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
-                f"({lo:.2f}-{hi:.2f}) | {s['p999_ms']:.2f} | {s['achieved_rps']:.0f} | "
-                f"{s['errors']} | {s['cpu_us_per_request']:.0f} | {ratio:.2f}x |"
-            )
-    lines.append("")
-    lines.append("Max rate with p99 ≤ 10 ms and no errors (of the rates tried): " + ", ".join(
-        f"{n} {r:.0f}/s" for n, r in report["max_rate_p99_le_10ms"].items()))  # fmt: skip
-    share = report["audit_metrics_share_of_p99_at_500"]
-    lines.append(
-        f"Audit + metrics per prediction: {report['audit_metrics_us_per_prediction']} µs"
-        + (f" = {share:.1%} of shipyard's p99 at 500/s (target ≤ 10%)." if share else ".")
-    )
-    return "\n".join(lines) + "\n"
-
-
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, by_rate in report["results"].items():
-        rates = [float(r) for r in by_rate]
-        axis.plot(rates, [s["p99_ms"] for s in by_rate.values()], marker="o", label=f"{name} p99")
-        axis.plot(rates, [s["p50_ms"] for s in by_rate.values()], linestyle="--", alpha=0.6,
-                  label=f"{name} p50")  # fmt: skip
-    axis.axhline(SLO_P99_MS, color="grey", linewidth=0.8)
-    axis.set_xlabel("offered load (requests/s, open loop)")
-    axis.set_ylabel("latency (ms)")
-    axis.set_yscale("log")
-    axis.set_title("B3: gateway end to end vs floor")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ PROFILES = {
         "warmup": 0.5,
         "repeats": 3,
         "restart": False,
-        "clients": [1, 16, 64],
+        "clients": [1, 32],
     },
     "full": {
         "rates": [100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000],

@@ -1,0 +1,55 @@
+"""Every serving benchmark in one go, then the comparison table and the README section.
+
+    .venv/bin/python -m bench.run [--quick] [--skip b4,b3]
+
+Steps: install the peers' environments (cached outside the repository), B1 model hop and B4
+batching (``bench.model_hop``), B3 end to end with B5's ablation (``bench.gateway_e2e``), then
+``bench.report`` prints the tables, writes them with the plots to ``bench/results/`` and copies
+the latest to ``bench/latest/`` (committed) and into README.md's Performance section. A step that
+fails is reported and the others still run; the command exits 1 when one failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few minutes: short runs")
+    parser.add_argument("--skip", default="", help="comma-separated: b1, b3, b4")
+    parser.add_argument("--no-readme", dest="readme", action="store_false")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    quick = ["--quick"] if args.quick else []
+    steps = [("peer environments", [PY, "-m", "bench.peers.envs"])]
+    if "b1" not in skip or "b4" not in skip:
+        extra = [f"--skip-{b}" for b in ("b1", "b4") if b in skip]
+        steps.append(("B1 model hop + B4 batching", [PY, "-m", "bench.model_hop", *quick, *extra]))
+    if "b3" not in skip:
+        steps.append(("B3 end to end + B5 overheads", [PY, "-m", "bench.gateway_e2e", *quick]))
+    report = [PY, "-m", "bench.report", "--publish", str(ROOT / "bench" / "latest")]
+    if args.readme:
+        report.append("--readme")
+    failed = []
+    for title, argv in steps:
+        started = time.monotonic()
+        print(f"==> {title}", file=sys.stderr, flush=True)
+        if subprocess.run(argv, cwd=ROOT).returncode != 0:
+            failed.append(title)
+        print(f"==> {title}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    subprocess.run(report, cwd=ROOT, check=True)
+    if failed:
+        print(f"error: failed: {', '.join(failed)} (see above)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
