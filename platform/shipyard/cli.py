@@ -22,11 +22,13 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from shipyard import __version__
+from shipyard.commands import audit as audit_commands
 from shipyard.commands import data as data_commands
 from shipyard.commands import features as feature_commands
 from shipyard.commands import pipeline as pipeline_commands
 from shipyard.commands import rollout as rollout_commands
 from shipyard.commands import serve as serve_commands
+from shipyard.commands.models import models_command
 from shipyard.commands.refresh import refresh_command
 from shipyard.commands.report import report_command
 from shipyard.errors import ConfigError, ShipyardError
@@ -52,7 +54,9 @@ app.add_typer(feature_commands.app, name="features")
 app.add_typer(pipeline_commands.app, name="pipeline")
 app.add_typer(serve_commands.app, name="serve")
 app.add_typer(rollout_commands.app, name="rollout")
+app.add_typer(audit_commands.app, name="audit")
 app.command("refresh")(refresh_command)
+app.command("models")(models_command)
 app.command("report")(report_command)
 out = Console()
 err = Console(stderr=True)

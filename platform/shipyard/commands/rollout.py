@@ -243,6 +243,7 @@ def watch_command(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Prometheus query is noise
     started = time.monotonic()
     watch.run(settings, host=host)
     err.print(f"rollout loop ran {time.monotonic() - started:.0f}s")

@@ -53,7 +53,7 @@ def read_registry(mlflow: MlflowRest) -> RegistrySnapshot:
                     if metric["key"] == EVALUATION_METRIC:
                         snapshot.evaluation_auc[(name, alias["version"])] = float(metric["value"])
     counts = {m.PIPELINE_SUCCEEDED: 0, m.PIPELINE_FAILED: 0}
-    for run in mlflow.search_runs(mlflow.experiment_ids(), "tags.pipeline_run_id LIKE '%'"):
+    for run in mlflow.search_runs(list(mlflow.experiments()), "tags.pipeline_run_id LIKE '%'"):
         info = run["info"]
         if info["status"] == FINISHED:
             counts[m.PIPELINE_SUCCEEDED] += 1

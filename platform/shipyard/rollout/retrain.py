@@ -30,8 +30,7 @@ from shipyard.routing import RoutingTable
 from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
 from shipyard.stack.supervisor import inherited_env
-from shipyard.training.registry import CHALLENGER, CHAMPION
-from shipyard.training.tracking import MlflowRest
+from shipyard.training.tracking import CHALLENGER, CHAMPION, MlflowRest
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,7 @@ from shipyard.rollout.measure import measure_step
 from shipyard.rollout.retrain import AlertInbox, Retrainer, firing_models, merged
 from shipyard.rollout.store import Store, open_store
 from shipyard.settings import Settings
-from shipyard.training.registry import CHALLENGER, CHAMPION
-from shipyard.training.tracking import MlflowRest
+from shipyard.training.tracking import CHALLENGER, CHAMPION, MlflowRest
 
 log = logging.getLogger("shipyard.rollout")
 

@@ -96,6 +96,11 @@ class StateLayout:
         return self.root / "audit"
 
     @property
+    def audit_index(self) -> Path:
+        """Index of the audit log by prediction and request id (derived: safe to delete)."""
+        return self.root / "audit-index" / "index.sqlite"
+
+    @property
     def feedback(self) -> Path:
         """True labels sent to the gateway (append-only, like the audit log)."""
         return self.root / "feedback"

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -35,11 +36,17 @@ class OwnerRequiredError(ShipyardError):
     exit_code = 2
 
 
+# How long a registered version may serve before its owner must review it (maturity report).
+REVIEW_PERIOD = timedelta(days=180)
+
+
 @dataclass(frozen=True)
 class Ownership:
     owner: str
     team: str
     on_call: str = ""
+    # ISO date by which the owner reviews the version; default: REVIEW_PERIOD from today.
+    review_by: str = field(default_factory=lambda: (date.today() + REVIEW_PERIOD).isoformat())
 
     def __post_init__(self) -> None:
         if not self.owner.strip() or not self.team.strip():
@@ -49,7 +56,7 @@ class Ownership:
             )
 
     def tags(self) -> dict[str, str]:
-        tags = {"owner": self.owner, "team": self.team}
+        tags = {"owner": self.owner, "team": self.team, "review_by": self.review_by}
         if self.on_call:
             tags["on_call"] = self.on_call
         return tags

@@ -177,9 +177,10 @@ class MlflowRest:
         found = self._call("GET", "/registered-models/search?max_results=1000")
         return found.get("registered_models", [])
 
-    def experiment_ids(self) -> list[str]:
+    def experiments(self) -> dict[str, str]:
+        """Experiment id -> name, for the first thousand experiments."""
         found = self._call("POST", "/experiments/search", {"max_results": 1000})
-        return [e["experiment_id"] for e in found.get("experiments", [])]
+        return {e["experiment_id"]: e["name"] for e in found.get("experiments", [])}
 
     def search_runs(self, experiment_ids: list[str], filter_: str) -> Iterator[dict]:
         """Runs matching ``filter_`` (MLflow search syntax), page by page."""
