@@ -195,6 +195,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _json(await gateway.predict(model, body))
 
     @app.post(
+        "/v1/models/{model}/explain",
+        response_model=PredictResponse,
+        tags=["predict"],
+        dependencies=[Depends(predict_access)],
+        responses=openapi_responses(
+            tuple(s for s in PREDICT_ERRORS if s not in (401, 403) or keyed)
+        ),
+    )
+    async def explain(model: ModelPath, body: PredictRequest) -> Response:
+        """Score and explain: a prediction like /predict (audited, the same prediction id) with
+        each input's contribution to the raw score of the version that served it. The base
+        value plus the contributions is the raw score; the sigmoid of it is the score."""
+        return _json(await gateway.predict(model, body.model_copy(update={"explain": True})))
+
+    @app.post(
         "/v1/feedback",
         response_model=FeedbackReceipt,
         status_code=202,

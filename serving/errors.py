@@ -147,7 +147,7 @@ class AuditUnavailable(Unavailable):
 
 
 # The error statuses the predict route can answer with, for the OpenAPI schema.
-PREDICT_ERRORS = (400, 401, 403, 404, 413, 422, 503)
+PREDICT_ERRORS = (400, 401, 403, 404, 409, 413, 422, 503)
 ADMIN_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
 
@@ -157,7 +157,8 @@ def openapi_responses(statuses: tuple[int, ...]) -> dict[int | str, dict[str, An
         401: "Missing or unknown API key.",
         403: "The key may not use this route.",
         404: "Unknown model, version or entity; `field` names it.",
-        409: "The change conflicts with the current state.",
+        409: "Conflicts with the current state: a route change that cannot apply, or an "
+        "explanation asked of a version exported without its LightGBM model.",
         413: "Body larger than the configured limit.",
         422: "A field has a wrong type or value; `field` names it.",
         503: "Overloaded, or the feature store / every backend / the audit log is unavailable; "

@@ -6,6 +6,7 @@ log, metrics and limits; the FastAPI routes in ``serving.app`` stay thin calls i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -275,6 +276,7 @@ class Gateway:
                 x = self.features.rows(served, group_rows)
                 scores, backend = await self._score(served, x)
                 backends[choice] = backend
+                explained = await self._explain(served, x) if body.explain else None
                 ids = [
                     request_id if len(rows) == 1 else f"{request_id}-{index}" for index in indices
                 ]
@@ -289,6 +291,8 @@ class Gateway:
                         "route": choice.route,
                         "backend": backend,
                     }
+                    if explained is not None:
+                        predictions[index]["explanation"] = explained[k]
                     records.append(
                         self._record(prediction_id, request_id, served_at, served, choice,
                                      backend, group_rows[k], x[k], score)
@@ -343,6 +347,27 @@ class Gateway:
             "model": model,
             "version": version,
         }
+
+    async def _explain(self, served: ServedVersion, x: np.ndarray) -> list[dict[str, Any]]:
+        """Per row: base value, contribution of each input, and their sum (the raw score)."""
+        try:
+            # Off the event loop: the first call loads the LightGBM model.
+            values = await asyncio.to_thread(served.contributions, x)
+        except VersionNotPublished as exc:
+            raise Conflict(str(exc), "explain") from None
+        explanations = []
+        for row in values:
+            base, effects = float(row[-1]), row[:-1]
+            explanations.append(
+                {
+                    "base_value": base,
+                    "raw_score": base + float(effects.sum()),
+                    "contributions": dict(
+                        zip(served.input_names, (float(v) for v in effects), strict=True)
+                    ),
+                }
+            )
+        return explanations
 
     def _served(self, model: str, version: str) -> ServedVersion:
         try:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shipyard.observability.drift import Reference
-from shipyard.training.export import INPUT, OUTPUT, PUBLISHED_MARKER
+from shipyard.training.export import EXPLAINER_FILE, INPUT, OUTPUT, PUBLISHED_MARKER
 
 METADATA_FILE = PUBLISHED_MARKER
 
@@ -37,9 +38,28 @@ class ServedVersion:
     # The drift monitor's baseline, written by the export step (None for older exports).
     reference: Reference | None = field(default=None, repr=False, compare=False)
 
+    # The version's LightGBM model, for explanations (None: exported without it).
+    explainer_file: Path | None = field(default=None, repr=False, compare=False)
+
     def score(self, x: np.ndarray) -> np.ndarray:
         """In-process ONNX Runtime: P(fraud) per row."""
         return self.session.run([OUTPUT], {INPUT: x})[0][:, 0]
+
+    @cached_property
+    def _booster(self) -> Any:
+        if self.explainer_file is None:
+            raise VersionNotPublished(
+                f"{self.model} v{self.version} was exported without its LightGBM model: "
+                "explanations need a version exported by this release"
+            )
+        import lightgbm as lgb  # only explanations pay for the import
+
+        return lgb.Booster(model_file=str(self.explainer_file))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Per row, each input's additive effect on the raw score, then the base value
+        (LightGBM's TreeSHAP). Raises VersionNotPublished when the version has no explainer."""
+        return self._booster.predict(x, pred_contrib=True)
 
 
 def write_metadata(folder: Path, metadata: dict[str, Any]) -> None:
@@ -111,6 +131,7 @@ class ModelCatalog:
             lineage=metadata.get("lineage", {}),
             session=session,
             reference=Reference.read(folder),
+            explainer_file=explainer if (explainer := folder / EXPLAINER_FILE).is_file() else None,
         )
 
     def forget(self, model: str, version: str) -> None:

@@ -56,6 +56,21 @@ class PredictRequest(BaseModel):
         None,
         description="Pin a published version instead of the routed one (route 'pinned').",
     )
+    explain: bool = Field(
+        False,
+        description="Also return each feature's contribution to the score (the version that "
+        "served, LightGBM's own attribution). /v1/models/{model}/explain sets it.",
+    )
+
+
+class Explanation(BaseModel):
+    base_value: float = Field(description="The model's expected raw score (log-odds).")
+    raw_score: float = Field(
+        description="base_value plus every contribution: the score before the sigmoid."
+    )
+    contributions: dict[str, float] = Field(
+        description="Per model input, its additive effect on the raw score (log-odds)."
+    )
 
 
 class Prediction(BaseModel):
@@ -64,6 +79,9 @@ class Prediction(BaseModel):
     version: str = Field(description="Model version that scored it.")
     route: Route = Field(description="Why that version: stable, canary or pinned.")
     backend: Backend = Field(description="Which backend computed the score.")
+    explanation: Explanation | None = Field(
+        None, description="Why this score, when the request asked (explain)."
+    )
 
 
 class PredictResponse(BaseModel):

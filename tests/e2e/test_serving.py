@@ -162,6 +162,31 @@ def stable_only(served: Served) -> None:
 
 
 @pytest.mark.slow
+def test_explanations_add_up_to_the_served_score_and_are_audited(served: Served) -> None:
+    stable_only(served)
+    customers = served.known[:5]
+    response = httpx.post(
+        f"{served.url}/v1/models/{MODEL}/explain",
+        json={"instances": [instance(c) for c in customers]},
+        headers=keyed(),
+    )
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    for prediction in predictions:
+        explanation = prediction["explanation"]
+        contributions = explanation["contributions"]
+        assert len(contributions) > 10 and all(math.isfinite(v) for v in contributions.values())
+        raw = explanation["base_value"] + sum(contributions.values())
+        assert math.isclose(raw, explanation["raw_score"], abs_tol=1e-9)
+        # The served score is the sigmoid of the raw score (ONNX parity: 1e-5).
+        assert abs(1 / (1 + math.exp(-raw)) - prediction["score"]) < 1e-5
+    audited = {r["prediction_id"] for r in iter_records(audit_dir(served.settings))}
+    assert {p["prediction_id"] for p in predictions} <= audited
+    plain = httpx.post(served.predict_url(), json=body(customers[0]), headers=keyed()).json()
+    assert "explanation" not in plain["predictions"][0]
+
+
+@pytest.mark.slow
 def test_predict_is_audited_and_measured(served: Served) -> None:
     customers = served.known[:3]
     response = httpx.post(

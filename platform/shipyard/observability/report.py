@@ -34,6 +34,8 @@ UNITS = {
 DURATION = re.compile(r"^(\d+)([smhd])$")
 # Points per series: enough for a smooth line, few enough for a fast query.
 POINTS = 240
+# Lines per picture: past this a plot is a tangle; the highest ones are what matter.
+MAX_LINES = 12
 
 
 class PrometheusError(ShipyardError):
@@ -158,8 +160,14 @@ def fetch(
     return PanelResult(dashboard, panel, series)
 
 
+def _last(series: Series) -> float:
+    values = [v for v in series.values if not math.isnan(v)]
+    return values[-1] if values else -math.inf
+
+
 def draw(result: PanelResult, path: Path) -> Path:
-    """One panel as a PNG: a line per series, the first threshold as a dashed line."""
+    """One panel as a PNG: a line per series (the MAX_LINES highest at the end of the range
+    when there are more), the first threshold as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,9 +176,13 @@ def draw(result: PanelResult, path: Path) -> Path:
     from matplotlib.ticker import PercentFormatter
 
     panel = result.panel
+    shown = sorted(result.series, key=lambda item: _last(item[1]), reverse=True)[:MAX_LINES]
+    title = panel.title
+    if len(result.series) > MAX_LINES:
+        title += f" (top {MAX_LINES} of {len(result.series)})"
     figure, axes = plt.subplots(figsize=(8, 3.4), dpi=100)
     try:
-        for name, series in result.series:
+        for name, series in shown:
             axes.plot(series.times, series.values, label=name, linewidth=1.4)
         if not result.has_data:
             axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
@@ -180,15 +192,17 @@ def draw(result: PanelResult, path: Path) -> Path:
             axes.yaxis.set_major_formatter(PercentFormatter(1.0))
         if panel.min is not None or panel.max is not None:
             axes.set_ylim(panel.min, panel.max)
-        axes.set_title(f"{panel.title}", fontsize=11, loc="left")
+        axes.set_title(title, fontsize=11, loc="left")
         axes.set_ylabel(UNITS.get(panel.unit, panel.unit), fontsize=9)
-        axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+        locator = mdates.AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize=8)
-        if result.series:
+        if shown or panel.thresholds:
             axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-        figure.tight_layout()
-        figure.savefig(path)
+        # "tight" grows the image to hold the legend beside the plot.
+        figure.savefig(path, bbox_inches="tight")
     finally:
         plt.close(figure)
     return path

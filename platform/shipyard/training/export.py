@@ -28,6 +28,8 @@ PARITY_TOLERANCE = 1e-5
 MAX_BATCH = 256
 # Written by `shipyard serve publish` once Triton has loaded a version (see serving.models).
 PUBLISHED_MARKER = "serving.json"
+# The LightGBM model beside the ONNX file: the gateway explains scores with it.
+EXPLAINER_FILE = "model.lgb.txt"
 
 
 class ParityError(Exception):

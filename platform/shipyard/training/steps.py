@@ -350,7 +350,12 @@ def export(
 
     from shipyard.features.encoding import encode_frame, input_names
     from shipyard.observability.drift import REFERENCE_FILE, reference_from
-    from shipyard.training.export import check_parity, to_onnx, write_triton_entry
+    from shipyard.training.export import (
+        EXPLAINER_FILE,
+        check_parity,
+        to_onnx,
+        write_triton_entry,
+    )
     from shipyard.training.model import predict, time_split
     from shipyard.training.tracking import MlflowRest
 
@@ -371,7 +376,10 @@ def export(
         int(version),
         onnx_model,
         len(input_names(service)),
-        extra_files={REFERENCE_FILE: reference.encode()},
+        extra_files={
+            REFERENCE_FILE: reference.encode(),
+            EXPLAINER_FILE: (model_dir / MODEL_FILE).read_bytes(),
+        },
     )
     tracking = MlflowRest(settings.url("mlflow"))
     run = tracking.get_run(tracking.get_model_version(model_name, version)["run_id"])
