@@ -4,11 +4,12 @@ datasource from a variable, and every panel queries only known series."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from shipyard.observability import dashboards, metrics, rules
+from shipyard.observability import dashboards, metrics, report, rules
 from tests.unit.test_rules import HISTOGRAM_SUFFIXES, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +145,39 @@ def test_report_panels_cover_every_dashboard() -> None:
     covered = {d.name for d, _ in dashboards.key_panels()}
     assert covered == {d.name for d in dashboards.dashboards()}
     assert len(dashboards.key_panels()) >= 12
+
+
+# shipyard report: the parts that need no Prometheus
+
+
+def test_since_accepts_durations_and_refuses_the_rest() -> None:
+    assert report.parse_since("15m") == timedelta(minutes=15)
+    assert report.parse_since("2d") == timedelta(days=2)
+    for bad in ("0h", "1w", "1.5h", "", "h"):
+        with pytest.raises(ValueError, match="not a duration"):
+            report.parse_since(bad)
+
+
+def test_legends_are_filled_from_labels() -> None:
+    labels = {"__name__": "x", "model": "fraud-scoring", "version": "2"}
+    assert report.legend("{{model}} v{{ version }}", labels) == "fraud-scoring v2"
+    assert report.legend("", labels) == "model=fraud-scoring, version=2"
+
+
+def test_unreachable_prometheus_is_one_clear_error() -> None:
+    prometheus = report.Prometheus("http://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(report.PrometheusError, match=r"not reachable.*shipyard up.*--prometheus"):
+        prometheus.ready()
+
+
+def test_a_panel_without_data_still_draws(tmp_path: Path) -> None:
+    dashboard, panel = dashboards.key_panels()[0]
+    now = datetime.now(UTC)
+    empty = report.PanelResult(dashboard, panel, [])
+    empty.image = image = report.draw(empty, tmp_path / "empty.png")
+    assert image.read_bytes().startswith(b"\x89PNG") and not empty.has_data
+    nan = report.Series({}, [now - timedelta(minutes=1), now], [float("nan"), float("nan")])
+    assert not report.PanelResult(dashboard, panel, [("a", nan)]).has_data
+    page = report.write_html(tmp_path / "index.html", [empty], now - timedelta(hours=1), now)
+    text = page.read_text()
+    assert "No data in this range." in text and text.count("data:image/png;base64,") == 1
