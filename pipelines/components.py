@@ -148,6 +148,7 @@ def gate(
     evaluation: str,
     max_auc_drop: float,
     min_slice_auc: float,
+    max_slice_auc_drop: float,
     run_id: str,
 ) -> str:
     """'passed' or 'refused'; the reasons are printed and logged to the MLflow run."""
@@ -156,7 +157,11 @@ def gate(
     from shipyard.settings import load_settings
     from shipyard.training import steps
 
-    policy = {"max_auc_drop": max_auc_drop, "min_slice_auc": min_slice_auc}
+    policy = {
+        "max_auc_drop": max_auc_drop,
+        "min_slice_auc": min_slice_auc,
+        "max_slice_auc_drop": max_slice_auc_drop,
+    }
     decision = steps.gate(json.loads(evaluation), policy, run_id, load_settings())
     print(decision["summary"])
     return "passed" if decision["passed"] else "refused"

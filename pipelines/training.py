@@ -29,6 +29,7 @@ def training_pipeline(
     min_child_samples: int = 50,
     max_auc_drop: float = 0.01,
     min_slice_auc: float = 0.6,
+    max_slice_auc_drop: float = 0.05,
     experiment: str = "fraud-scoring",
 ):
     raw = dsl.importer(artifact_uri=raw_uri, artifact_class=dsl.Dataset, reimport=False)
@@ -55,6 +56,7 @@ def training_pipeline(
         evaluation=evaluated.outputs["Output"],
         max_auc_drop=max_auc_drop,
         min_slice_auc=min_slice_auc,
+        max_slice_auc_drop=max_slice_auc_drop,
         run_id=trained.outputs["Output"],
     )
     with dsl.If(decision.output == "passed", name="gate-passed"):

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from shipyard.data import pii
 from shipyard.data.offline_source import write_offline_source
 from shipyard.data.synthetic import SyntheticConfig, generate
 from shipyard.observability import rules
@@ -271,3 +272,36 @@ def test_drift_alert_retrains_and_the_challenger_is_rolled_out_and_promoted(
     # Deduplicated and rate-limited: the alert kept firing, one run was launched.
     assert sum("training run launched" in r["reason"] for r in loop) == 1
     assert all(o.status == 200 for o in load.outcomes)
+
+
+@pytest.mark.slow
+def test_no_raw_pii_reaches_mlflow_logs_or_metric_labels(stack: Stack) -> None:
+    """After pipelines, rollouts and traffic: the raw data's names, e-mails, phones and card
+    numbers are in no MLflow param, tag, metric or artifact, no log line and no label value."""
+    layout = StateLayout(stack.settings.state_dir)
+    known = pii.known_pii_values(layout.raw_data)
+    texts = {
+        str(path): path.read_bytes().decode(errors="replace")
+        for folder in (layout.mlflow, layout.logs)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    settings = stack.settings
+    for name in ("gateway", "rollout"):
+        texts[f"{name} /metrics"] = httpx.get(settings.url(name, "/metrics"), timeout=10).text
+    prometheus = settings.url("prometheus")
+    labels = httpx.get(f"{prometheus}/api/v1/labels", timeout=10).json()["data"]
+    values = [
+        value
+        for label in labels
+        for value in httpx.get(f"{prometheus}/api/v1/label/{label}/values", timeout=10).json()[
+            "data"
+        ]
+    ]
+    texts["Prometheus label values"] = "\n".join(values)
+    assert len(texts) > 20 and known
+    found = {
+        where: sorted({pii.mask(token) for token in pii.tokens_in(text, known)})
+        for where, text in texts.items()
+    }
+    assert {where: hits for where, hits in found.items() if hits} == {}

@@ -91,6 +91,9 @@ def run_command(
         float, typer.Option(help="Gate: largest ROC-AUC drop allowed against the champion.")
     ] = 0.01,
     min_slice_auc: Annotated[float, typer.Option(help="Gate: ROC-AUC floor of every slice.")] = 0.6,
+    max_slice_auc_drop: Annotated[
+        float, typer.Option(help="Gate: largest ROC-AUC drop of a slice against the champion.")
+    ] = 0.05,
     unless_champion: Annotated[
         bool,
         typer.Option(
@@ -129,6 +132,7 @@ def run_command(
         "min_child_samples": min_child_samples,
         "max_auc_drop": max_auc_drop,
         "min_slice_auc": min_slice_auc,
+        "max_slice_auc_drop": max_slice_auc_drop,
     }
     pipeline = _pipeline(name)
     champion = _champion(settings, model_name) if unless_champion and not host else None

@@ -176,14 +176,19 @@ def _scan_values(path: Path, where: str, values: list[str], known: set[str]) -> 
 _TEXT_TOKENS = re.compile(r"[A-Z][a-z]+ [A-Z][a-z]+|[^\s\"',;:()\[\]{}<>=|]+")
 
 
+def tokens_in(text: str, known: set[str]) -> Iterator[str]:
+    """The known raw values that occur in free ``text`` (one pass over its tokens)."""
+    for match in _TEXT_TOKENS.finditer(text):
+        if match.group() in known:
+            yield match.group()
+
+
 def _candidate_values(value: str, known: set[str]) -> Iterator[str]:
     if value in known:
         yield value
         return
-    if len(value) > 64:  # free text: one pass over its tokens, each looked up in the set
-        for match in _TEXT_TOKENS.finditer(value):
-            if match.group() in known:
-                yield match.group()
+    if len(value) > 64:  # free text
+        yield from tokens_in(value, known)
 
 
 def known_pii_values(raw_dir: Path) -> set[str]:

@@ -176,7 +176,7 @@ class Controller:
                     records.append(_record(rollout, "rolled_back", rollout.reason))
             elif rollout.step + 1 >= len(rollout.steps):
                 rollout.status = "promoting"
-                rollout.reason = f"all {len(rollout.steps)} steps passed: promoting"
+                rollout.reason = f"all {len(rollout.steps)} steps passed"
                 promote = True
             else:
                 rollout.step += 1
