@@ -430,7 +430,7 @@ def model() -> Dashboard:
                     ),
                     Panel(
                         "Score distribution",
-                        "Served scores per second in each of the 20 score bins.",
+                        "Scores served into each of the 20 score bins over 5 minutes.",
                         (q(f"sum by (le) (increase({_in(f'{score}_bucket')}[5m]))", "{{le}}"),),
                         kind="heatmap",
                     ),
