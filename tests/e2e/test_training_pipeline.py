@@ -112,6 +112,10 @@ def _check_registration(settings: Settings, version: object) -> None:
     assert plots == {"roc.png", "precision_recall.png", "calibration.png"}
     assert client.get_model_version_by_alias(MODEL, "champion").version == version.version
     assert client.get_model_version_by_alias(MODEL, "challenger").version == version.version
+    # The run's cost, measured from the CPU time of its tasks, is on the MLflow run.
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["pipeline.cpu_seconds"] > 1 and metrics["pipeline.cost_usd"] > 0
+    assert 0 < metrics["pipeline.wall_seconds"] < 3600
 
 
 def _check_triton_serves_it(settings: Settings, version: object) -> None:

@@ -180,14 +180,24 @@ def _run_local(settings: Settings, layout: StateLayout, pipeline, arguments: dic
         os.environ.pop(name, None)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     began = time.perf_counter()
+    cpu_before = _cpu_seconds()
     try:
         pipeline(**arguments)
     except Exception as exc:  # kfp.local reports the failing task; say which and stop
         raise ShipyardError(f"pipeline failed: {exc}; the step's log is above") from None
-    _report(settings, arguments, time.perf_counter() - began)
+    _report(settings, arguments, time.perf_counter() - began, _cpu_seconds() - cpu_before)
 
 
-def _report(settings: Settings, arguments: dict, seconds: float) -> None:
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the local runner's tasks)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _report(settings: Settings, arguments: dict, seconds: float, cpu_seconds: float) -> None:
     import mlflow
     from mlflow import MlflowClient
 
@@ -201,7 +211,14 @@ def _report(settings: Settings, arguments: dict, seconds: float) -> None:
     )
     gate = runs[0].data.tags.get("gate.reason", "no gate decision recorded") if runs else ""
     challenger = alias_version(client, arguments["model_name"], CHALLENGER)
-    out.print(f"Pipeline finished in {seconds:.0f}s. {gate}")
+    # What the run cost, measured: CPU seconds of every task at the CPU pool's hourly price.
+    cost = cpu_seconds / 3600 * settings.cost.cpu_core_hour
+    if runs:
+        run_id = runs[0].info.run_id
+        client.log_metric(run_id, "pipeline.wall_seconds", seconds)
+        client.log_metric(run_id, "pipeline.cpu_seconds", cpu_seconds)
+        client.log_metric(run_id, "pipeline.cost_usd", cost)
+    out.print(f"Pipeline finished in {seconds:.0f}s ({cpu_seconds:.0f} CPU-s, ${cost:.5f}). {gate}")
     if runs and runs[0].data.tags.get("gate") == "refused":
         raise ShipyardError(f"the model was not registered: {gate}")
     if challenger is not None:
