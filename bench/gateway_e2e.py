@@ -158,8 +158,6 @@ def audit_and_metrics_us(iterations: int = 20_000) -> float:
     return took / iterations * 1e6
 
 
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs: a few minutes")
@@ -220,9 +218,15 @@ def main() -> None:
                     continue
                 try:
                     entry["reps"].append(
-                        harness.ladder(run, bodies_file, rates, seconds=profile["seconds"],
-                                       warmup_s=profile["warmup"], pinned=pinned,
-                                       always=(500.0,))  # fmt: skip
+                        harness.ladder(
+                            run,
+                            bodies_file,
+                            rates,
+                            seconds=profile["seconds"],
+                            warmup_s=profile["warmup"],
+                            pinned=pinned,
+                            always=(500.0,),
+                        )  # fmt: skip
                     )
                 except ContenderFailed as exc:
                     entry["error"] = f"failed under load: {exc}"

@@ -249,6 +249,7 @@ def _wait_ready(running: Running) -> None:
     contender = running.contender
     deadline = time.monotonic() + contender.start_timeout_s
     last = "no answer"
+    errors_since = 0.0
     headers = {"content-type": "application/json", **contender.headers}
     with httpx.Client(timeout=5) as client:
         while time.monotonic() < deadline:
@@ -264,6 +265,9 @@ def _wait_ready(running: Running) -> None:
                 continue
             if answer.status_code != 200:
                 last = f"HTTP {answer.status_code}: {answer.text[:300]}"
+                errors_since = errors_since or time.monotonic()
+                if answer.status_code >= 500 and time.monotonic() - errors_since > 30:
+                    break  # it answers, and keeps failing: no need to wait it out
                 time.sleep(0.5)
                 continue
             # Ready: check a few answers against in-process ONNX Runtime.

@@ -260,7 +260,12 @@ def run_matrix(
             say(f"{contender.name}: starting (round {round_index + 1}/{rounds})")
             started = time.monotonic()
             try:
-                running = harness.start(contender, work / "logs", pinned)
+                try:
+                    running = harness.start(contender, work / "logs", pinned)
+                except ContenderFailed as exc:  # once more: a neighbour's burst is no verdict
+                    say(f"{contender.name}: did not start ({str(exc)[:200]}); trying once more")
+                    entry["first_start_error"] = str(exc)
+                    running = harness.start(contender, work / "logs", pinned)
             except ContenderFailed as exc:
                 entry["error"] = f"did not start: {exc}"
                 say(f"{contender.name}: {entry['error']}")

@@ -61,8 +61,15 @@ def main() -> None:
         rows = [i.model_dump() for i in request.instances]
         online = store.get_online_features(
             features=service,
-            entity_rows=[{"customer_id": r["customer_id"], "merchant_id": r["merchant_id"]}
-                         for r in rows],
+            # entity keys + the request data the on-demand views need
+            entity_rows=[
+                {
+                    "customer_id": r["customer_id"],
+                    "merchant_id": r["merchant_id"],
+                    "amount": r["amount"],
+                }
+                for r in rows
+            ],
         ).to_dict()
         features = [{k: v[i] for k, v in online.items()} for i in range(len(rows))]
         x = encode_rows(features, rows, datetime.now(UTC), service_name)
