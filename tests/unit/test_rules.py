@@ -278,3 +278,11 @@ def test_embedded_prometheus_loads_every_rule_file(
     assert f"SUCCESS: {len(rules.groups())} rule files found" in result.stdout
     for group, path in zip(rules.groups(), config["rule_files"], strict=True):
         assert f"Checking {path}\n  SUCCESS: {len(group.rules)} rules found" in result.stdout
+
+
+def test_the_embedded_stack_can_load_prices_from_its_settings(tmp_path: Path) -> None:
+    assert rules.packaged_rule_files(CostSettings(), tmp_path) == rules.packaged_rule_files()
+    files = rules.packaged_rule_files(CostSettings(gpu_hour=1.2), tmp_path)
+    assert files[-1] == tmp_path / "shipyard-cost-model.yaml"
+    assert [f.name for f in files] == [f.name for f in rules.packaged_rule_files()]
+    assert "vector(1.2)" in files[-1].read_text()

@@ -758,9 +758,20 @@ def destinations() -> list[Path]:
     return [PACKAGE_RULES, *([CHART_RULES] if chart.is_file() else [])]
 
 
-def packaged_rule_files() -> list[Path]:
-    """The generated rule files shipped with the package (what the embedded Prometheus loads)."""
-    return [PACKAGE_RULES / name for name in render()]
+def packaged_rule_files(
+    prices: CostSettings | None = None, directory: Path | None = None
+) -> list[Path]:
+    """The rule files the embedded Prometheus loads: the generated files shipped with the
+    package, except that prices other than CostSettings' defaults get their own cost-model
+    file, rendered into ``directory`` (the stack's Prometheus folder)."""
+    files = [PACKAGE_RULES / name for name in render()]
+    if prices is None or prices == CostSettings() or directory is None:
+        return files
+    model = cost_model(prices)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / model.filename
+    path.write_text(render_group(model))
+    return [path if f.name == model.filename else f for f in files]
 
 
 def main(argv: list[str] | None = None) -> int:
