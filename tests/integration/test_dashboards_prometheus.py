@@ -36,9 +36,12 @@ AWAITING_EXPORTER = frozenset(
         "Since the last successful run",
         "Model age by alias",
         "Evaluation AUC per version",
-        "Canary analysis: failed checks",
     }
 )
+# Series that exist only while a rollout runs (`shipyard rollout start`); this test routes its
+# canary by hand, so these panels parse but stay empty.
+ONLY_DURING_A_ROLLOUT = frozenset({"Canary analysis: failed checks"})
+NO_DATA_EXPECTED = AWAITING_EXPORTER | ONLY_DURING_A_ROLLOUT
 LOAD_S = 40
 
 
@@ -92,7 +95,7 @@ def _panels() -> list[tuple[dashboards.Dashboard, dashboards.Panel]]:
 
 def test_awaiting_exporter_names_real_panels() -> None:
     titles = {p.title for _, p in _panels()}
-    assert titles >= AWAITING_EXPORTER
+    assert titles >= NO_DATA_EXPECTED
 
 
 def test_every_panel_query_parses_and_returns_data(loaded: Served) -> None:
@@ -107,7 +110,7 @@ def test_every_panel_query_parses_and_returns_data(loaded: Served) -> None:
                 f"{dashboard.title} / {panel.title}: Prometheus refused\n{expr}\n{response.text}"
             )
             found = response.json()["data"]["result"]
-            if panel.title not in AWAITING_EXPORTER and not found:
+            if panel.title not in NO_DATA_EXPECTED and not found:
                 empty.append(f"{dashboard.title} / {panel.title}: {expr}")
             if panel.title in AWAITING_EXPORTER and found:
                 arrived.add(panel.title)
@@ -155,7 +158,7 @@ def test_report_draws_every_key_panel(loaded: Served, tmp_path: Path) -> None:
         assert result.image is not None
         assert result.image.read_bytes().startswith(b"\x89PNG")
     empty = {r.panel.title for r in report.empty}
-    assert empty <= AWAITING_EXPORTER, f"key panels without data: {empty - AWAITING_EXPORTER}"
+    assert empty <= NO_DATA_EXPECTED, f"key panels without data: {empty - NO_DATA_EXPECTED}"
     page = report.html.read_text()
     assert page.count("data:image/png;base64,") == len(report.panels)
     assert "<script" not in page and 'src="http' not in page  # self-contained
