@@ -118,11 +118,14 @@ async def run_load(
     connections: int = 64,
     headers: dict[str, str] | None = None,
     timeout_s: float = 5.0,
+    drain_s: float = 2.0,
 ) -> LoadResult:
-    """Send ``rate`` requests per second for ``warmup_s + seconds``; measure the last part."""
+    """Send ``rate`` requests per second for ``warmup_s + seconds``; measure the last part.
+    Answers still missing ``drain_s`` after the last send count as failed."""
     parts = urlsplit(url)
     raw = _requests(url, bodies, headers or {})
-    queue: asyncio.Queue[tuple[float, bytes, bool] | None] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, float, bytes, bool] | None] = asyncio.Queue()
+    pending: dict[int, float] = {}  # measured requests not answered yet -> scheduled time
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     counts = {"sent": 0, "ok": 0, "errors": 0, "failed": 0}
@@ -134,16 +137,18 @@ async def run_load(
             if item is None:
                 connection.close()
                 return
-            scheduled, request, measured = item
+            index, scheduled, request, measured = item
             try:
                 status = await connection.request(request, timeout_s)
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                 connection.close()
                 if measured:
+                    pending.pop(index, None)
                     counts["failed"] += 1
                 continue
             if not measured:
                 continue
+            pending.pop(index, None)
             latencies.append(time.perf_counter() - scheduled)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             counts["ok" if 200 <= status < 300 else "errors"] += 1
@@ -160,11 +165,23 @@ async def run_load(
             await asyncio.sleep(delay)
         measured = i >= warm
         counts["sent"] += measured
-        queue.put_nowait((scheduled, raw[i % len(raw)], measured))
+        if measured:
+            pending[i] = scheduled
+        queue.put_nowait((i, scheduled, raw[i % len(raw)], measured))
     for _ in workers:
         queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - (start + warmup_s)
+    # A saturated server would keep us waiting for its whole backlog: after ``drain_s`` the
+    # requests still unanswered count as failed, with their age so far as their latency (a
+    # lower bound), so p99 still shows the queueing.
+    done, running = await asyncio.wait(workers, timeout=drain_s)
+    cutoff = time.perf_counter()
+    for task in running:
+        task.cancel()
+    _raise_first(done)
+    for scheduled in pending.values():
+        latencies.append(cutoff - scheduled)
+        counts["failed"] += 1
+    elapsed = min(cutoff, start + warmup_s + seconds + drain_s) - (start + warmup_s)
     latencies.sort()
     ms = [x * 1000 for x in latencies]
     return LoadResult(
@@ -183,6 +200,12 @@ async def run_load(
     )
 
 
+def _raise_first(tasks: set[asyncio.Task]) -> None:
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
 async def run_closed(
     url: str,
     bodies: list[bytes],
@@ -191,6 +214,7 @@ async def run_closed(
     warmup_s: float = 1.0,
     headers: dict[str, str] | None = None,
     timeout_s: float = 5.0,
+    drain_s: float = 2.0,
 ) -> LoadResult:
     """``clients`` concurrent clients, each sending its next request as soon as the last is
     answered (closed loop: the batching benchmark's "N concurrent clients"). ``rate`` in the
@@ -227,7 +251,12 @@ async def run_closed(
             counts["ok" if 200 <= status < 300 else "errors"] += 1
         connection.close()
 
-    await asyncio.gather(*(client(i) for i in range(clients)))
+    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    done, running = await asyncio.wait(tasks, timeout=warmup_s + seconds + drain_s)
+    for task in running:  # stuck on a saturated server: the request in flight is lost
+        task.cancel()
+        counts["failed"] += 1
+    _raise_first(done)
     elapsed = max(time.perf_counter(), stop_at) - measure_from
     latencies.sort()
     ms = [x * 1000 for x in latencies]

@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.run [--quick] [--skip b4,b3]
 
 Steps: install the peers' environments (cached outside the repository), B1 model hop and B4
-batching (``bench.model_hop``), B3 end to end with B5's ablation (``bench.gateway_e2e``), then
+batching (``bench.model_hop``), B3 end to end with B5's ablation (``bench.gateway_e2e``), in the
+full run also B2 (``feature_lookup.py``) and B6 (``pipeline_overhead.py``), then
 ``bench.report`` prints the tables, writes them with the plots to ``bench/results/`` and copies
 the latest to ``bench/latest/`` (committed) and into README.md's Performance section. A step that
 fails is reported and the others still run; the command exits 1 when one failed.
@@ -24,7 +25,7 @@ PY = sys.executable
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few minutes: short runs")
-    parser.add_argument("--skip", default="", help="comma-separated: b1, b3, b4")
+    parser.add_argument("--skip", default="", help="comma-separated: b1, b2, b3, b4, b6")
     parser.add_argument("--no-readme", dest="readme", action="store_false")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -35,6 +36,11 @@ def main() -> None:
         steps.append(("B1 model hop + B4 batching", [PY, "-m", "bench.model_hop", *quick, *extra]))
     if "b3" not in skip:
         steps.append(("B3 end to end + B5 overheads", [PY, "-m", "bench.gateway_e2e", *quick]))
+    if not args.quick:  # B2 and B6 print and write their own tables (bench/results/)
+        if "b2" not in skip:
+            steps.append(("B2 feature lookup", [PY, "bench/feature_lookup.py"]))
+        if "b6" not in skip:
+            steps.append(("B6 pipeline overhead", [PY, "bench/pipeline_overhead.py"]))
     report = [PY, "-m", "bench.report", "--publish", str(ROOT / "bench" / "latest")]
     if args.readme:
         report.append("--readme")
