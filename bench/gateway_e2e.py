@@ -308,6 +308,7 @@ def build_contenders(
         Contender("shipyard (metrics+audit off)", f"http://127.0.0.1:{port_off}{path}", bodies,
                   argv=[*uvicorn, "--port", str(port_off), "bench.ablation:create_app"],
                   env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_off)},
+                  pids=pids[1:],  # the stack's primary Triton serves it too
                   cwd=ROOT, check=check, kind="shipyard", versions=versions,
                   note="B5: the same gateway + Triton, audit/metrics/drift monitor no-ops"),
     ]  # fmt: skip

@@ -132,6 +132,7 @@ class Contender:
     url: str
     bodies: list[bytes]
     argv: list[str] | None = None  # None: started elsewhere; give ``pids``
+    # With ``argv``: processes it relies on that run elsewhere (their CPU counts as its own).
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     pids: list[int] = field(default_factory=list)
@@ -213,7 +214,7 @@ def start(contender: Contender, logs: Path, pinned: bool) -> Running:
             start_new_session=True,
         )
         handle.close()
-        roots = [process.pid]
+        roots = [process.pid, *contender.pids]  # pids: processes it uses that run elsewhere
     else:
         roots = list(contender.pids)
     running = Running(contender, process, log, roots, time.monotonic())
