@@ -236,7 +236,8 @@ def test_drift_alert_retrains_and_the_challenger_is_rolled_out_and_promoted(
         drift_amount_factor=3.0,
         drift_category_shift=0.3,
     )
-    write_offline_source(generate(config), config, StateLayout(settings.state_dir).raw_data)
+    raw = StateLayout(settings.state_dir).raw_data
+    write_offline_source(generate(config), config, raw, overwrite=True)
     stack.run("refresh", timeout_s=300)
     rule_dir = settings.state_dir / "extra-rules"
     rule_dir.mkdir(exist_ok=True)
