@@ -115,7 +115,7 @@ values_case() {
     mkdir -p "$dir"
     rm -f "$dir"/*.tf "$dir"/terraform.tfstate*
     printf 'module "values" {\n  source = "%s"\n%s\n}\n\noutput "yaml" {\n  value = module.values.yaml\n}\n' \
-        "$WORK/terraform/modules/platform/values" "$2" >"$dir/main.tf"
+        "../../terraform/modules/platform/values" "$2" >"$dir/main.tf"
     tofu_offline -chdir="$dir" init -input=false -no-color >/dev/null 2>&1 || die "tofu init of the values case $1 failed"
     tofu_offline -chdir="$dir" apply -auto-approve -input=false -no-color >/dev/null ||
         die "the values module refused the $1 case"
@@ -149,7 +149,8 @@ part_values() {
   mlflow           = { artifacts_destination = "gs://p-shipyard-artifacts/mlflow", service_account = "shipyard-mlflow@p.iam.gserviceaccount.com" }
   redis            = { secret_name = "shipyard-redis" }
   monitoring       = { enabled = true }
-  egress           = { postgres_cidrs = ["10.30.0.5/32"] }'
+  egress           = { postgres_cidrs = ["10.30.0.5/32"] }
+  cost             = { gpu_hour = 0.35, cpu_core_hour = 0.0316, spot_discount = 0.6, daily_budget = 120 }'
     local name out
     for name in kind gke; do
         out=$("$BIN/helm" template "$RELEASE" "$ROOT/helm/shipyard" --namespace "$NAMESPACE" \

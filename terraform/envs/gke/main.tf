@@ -6,6 +6,7 @@ locals {
   kubeconfig_path = var.kubeconfig_path != "" ? var.kubeconfig_path : abspath("${path.root}/.kube/${var.name}.yaml")
   gpu_pools       = module.gke.gpu_pools
   has_gpu_pool    = length(local.gpu_pools) > 0
+  gpu_spot        = anytrue([for p in values(local.gpu_pools) : p.spot])
   cloud_sql       = module.gke.cloud_sql
 }
 
@@ -58,10 +59,11 @@ module "platform" {
     service_account       = module.gke.service_accounts["mlflow"]
   }
 
-  cost_model = var.cost_model
-  node_counts = {
-    gpu      = var.gpu_serving.enabled && local.has_gpu_pool ? var.gpu_serving.replicas : 0
-    cpu      = 2 # the system and cpu-serving pools' minimum
-    gpu_spot = anytrue([for p in values(local.gpu_pools) : p.spot])
+  # The spot discount applies only when the GPU pool runs on Spot VMs.
+  cost_model = merge(var.cost_model, { spot_discount = local.gpu_spot ? var.cost_model.spot_discount : 0 })
+  capacity = {
+    gpus = var.gpu_serving.enabled && local.has_gpu_pool ? var.gpu_serving.replicas : 0
+    # CPU cores of the CPU pools at their minimum (n2-standard-4 has 4).
+    cpu_cores = sum([for p in values(module.gke.node_pools) : try(tonumber(regex("[0-9]+$", p.machine_type)), 2) * p.min_nodes if p.role != "gpu"])
   }
 }

@@ -122,11 +122,13 @@ variable "deletion_protection" {
 }
 
 variable "cost_model" {
-  description = "Hourly USD per GPU node and per CPU node, spot discount: feeds the hourly_cost_estimate output."
+  description = "Prices for the chart's cost rules and the hourly_cost_estimate output: USD per GPU-hour and CPU-core-hour, spot discount (applied when the GPU pool is Spot), daily budget per model, allowed daily growth."
   type = object({
-    gpu_node_hourly = optional(number, 0.85)
-    cpu_node_hourly = optional(number, 0.19)
-    spot_discount   = optional(number, 0.6)
+    gpu_hour         = optional(number, 0.35)
+    cpu_core_hour    = optional(number, 0.0316)
+    spot_discount    = optional(number, 0.6)
+    daily_budget     = optional(number, 50)
+    max_daily_growth = optional(number, 0.5)
   })
   default = {}
 

@@ -34,11 +34,10 @@ resource "google_service_account" "workloads" {
 # Which Kubernetes service accounts act as which Google service account.
 locals {
   workload_identities = {
-    "serving/triton"    = { gsa = "serving", ksa = "${var.workload_namespace}/${local.chart_fullname}-triton" }
-    "serving/gateway"   = { gsa = "serving", ksa = "${var.workload_namespace}/${local.chart_fullname}-gateway" }
-    "mlflow/mlflow"     = { gsa = "mlflow", ksa = "${var.workload_namespace}/${local.chart_fullname}-mlflow" }
-    "pipelines/runner"  = { gsa = "pipelines", ksa = "kubeflow/pipeline-runner" }
-    "pipelines/retrain" = { gsa = "pipelines", ksa = "${var.workload_namespace}/${local.chart_fullname}-retrain-webhook" }
+    "serving/triton"   = { gsa = "serving", ksa = "${var.workload_namespace}/${local.chart_fullname}-triton" }
+    "serving/gateway"  = { gsa = "serving", ksa = "${var.workload_namespace}/${local.chart_fullname}-gateway" }
+    "mlflow/mlflow"    = { gsa = "mlflow", ksa = "${var.workload_namespace}/${local.chart_fullname}-mlflow" }
+    "pipelines/runner" = { gsa = "pipelines", ksa = "kubeflow/pipeline-runner" }
   }
 }
 

@@ -82,6 +82,19 @@ output "pool_labels" {
   value       = local.pool_labels
 }
 
+output "node_pools" {
+  description = "Every pool's role, machine type, autoscaling bounds and spot flag."
+  value = {
+    for name, p in var.node_pools : name => {
+      role         = p.role
+      machine_type = p.machine_type
+      min_nodes    = p.min_nodes
+      max_nodes    = p.max_nodes
+      spot         = p.spot
+    }
+  }
+}
+
 output "gpu_pools" {
   description = "GPU pools: accelerator type and count, spot, autoscaling bounds."
   value = {

@@ -16,9 +16,8 @@ locals {
   postgres_cidrs = var.postgres.managed && can(regex(local.ip_pattern, var.postgres.host)) ? ["${var.postgres.host}/32"] : []
   redis_cidrs    = !local.redis_in_cluster && can(regex(local.ip_pattern, var.redis.host)) ? ["${var.redis.host}/32"] : []
 
-  spot_factor = var.node_counts.gpu_spot ? 1 - var.cost_model.spot_discount : 1
-  hourly_cost = (var.node_counts.gpu * var.cost_model.gpu_node_hourly * local.spot_factor
-  + var.node_counts.cpu * var.cost_model.cpu_node_hourly)
+  hourly_cost = (var.capacity.gpus * var.cost_model.gpu_hour * (1 - var.cost_model.spot_discount)
+  + var.capacity.cpu_cores * var.cost_model.cpu_core_hour)
 }
 
 module "chart_values" {
@@ -55,6 +54,7 @@ module "chart_values" {
     enabled        = var.install.kube_prometheus_stack
     prometheus_url = local.prometheus_url
   }
+  cost     = var.cost_model
   kfp_host = local.kfp_host
   egress = {
     postgres_cidrs = local.postgres_cidrs

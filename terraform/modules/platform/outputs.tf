@@ -25,10 +25,10 @@ output "endpoints" {
 }
 
 output "hourly_cost_estimate" {
-  description = "Estimated USD per hour of the nodes in node_counts priced with cost_model (not passed to the chart: its schema has no cost key)."
+  description = "USD per hour of the GPUs and CPU cores in var.capacity, priced with cost_model (the same prices the chart's cost rules use)."
   value = {
     usd_per_hour = local.hourly_cost
     cost_model   = var.cost_model
-    node_counts  = var.node_counts
+    capacity     = var.capacity
   }
 }

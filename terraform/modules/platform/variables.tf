@@ -305,38 +305,45 @@ variable "mlflow" {
 
 variable "cost_model" {
   description = <<-EOT
-    Hourly on-demand price (USD) of one node of each pool kind and the spot discount (0-1).
-    The chart's values schema has no cost key yet, so this is not passed to the release: it feeds
-    the hourly_cost_estimate output (see terraform/README.md).
+    Cost model, passed to the chart's `cost` values (the cost rules turn busy time into spend):
+    USD per GPU-hour (one GPU of the GPU pool) and per CPU-core-hour, the spot discount on the GPU
+    pool (0-1), the daily budget per model (ShipyardCostOverBudget) and the allowed day-over-day
+    growth of cost per 1k predictions (ShipyardCostGrowth). Also prices the hourly_cost_estimate
+    output.
   EOT
   type = object({
-    gpu_node_hourly = optional(number, 0.85)
-    cpu_node_hourly = optional(number, 0.19)
-    spot_discount   = optional(number, 0.6)
+    gpu_hour         = optional(number, 0.35)
+    cpu_core_hour    = optional(number, 0.0316)
+    spot_discount    = optional(number, 0)
+    daily_budget     = optional(number, 50)
+    max_daily_growth = optional(number, 0.5)
   })
   default = {}
 
   validation {
-    condition     = var.cost_model.gpu_node_hourly >= 0 && var.cost_model.cpu_node_hourly >= 0
+    condition     = var.cost_model.gpu_hour >= 0 && var.cost_model.cpu_core_hour >= 0
     error_message = "cost_model prices must not be negative."
   }
   validation {
     condition     = var.cost_model.spot_discount >= 0 && var.cost_model.spot_discount < 1
     error_message = "cost_model.spot_discount must be in [0, 1)."
   }
+  validation {
+    condition     = var.cost_model.daily_budget > 0 && var.cost_model.max_daily_growth > 0
+    error_message = "cost_model.daily_budget and max_daily_growth must be positive."
+  }
 }
 
-variable "node_counts" {
-  description = "Nodes the cost estimate assumes: gpu and cpu nodes, and whether the GPU nodes are spot."
+variable "capacity" {
+  description = "What the hourly_cost_estimate output prices: GPUs of the GPU pool and CPU cores of the CPU nodes running."
   type = object({
-    gpu      = optional(number, 0)
-    cpu      = optional(number, 0)
-    gpu_spot = optional(bool, false)
+    gpus      = optional(number, 0)
+    cpu_cores = optional(number, 0)
   })
   default = {}
 
   validation {
-    condition     = var.node_counts.gpu >= 0 && var.node_counts.cpu >= 0
-    error_message = "node_counts must not be negative."
+    condition     = var.capacity.gpus >= 0 && var.capacity.cpu_cores >= 0
+    error_message = "capacity must not be negative."
   }
 }

@@ -56,6 +56,10 @@ run "kind_installs_data_services_in_cluster" {
     error_message = "no canary, no rollout analysis"
   }
   assert {
+    condition     = output.chart_values.rollout.retrain.enabled && output.chart_values.rollout.retrain.kfpHost == "http://ml-pipeline.kubeflow.svc:8888"
+    error_message = "retraining goes to the KFP the platform installs"
+  }
+  assert {
     condition     = helm_release.shipyard.chart == "./../../../helm/shipyard"
     error_message = "the chart comes from this repository"
   }
@@ -90,7 +94,8 @@ run "gke_with_gpu_canary_and_managed_postgres" {
     }
     model_repository = { source = "gcs", gcs_bucket = "proj-shipyard-artifacts", service_account = "shipyard-serving@proj.iam.gserviceaccount.com" }
     mlflow           = { artifacts_destination = "gs://proj-shipyard-artifacts/mlflow", service_account = "shipyard-mlflow@proj.iam.gserviceaccount.com" }
-    node_counts      = { gpu = 1, cpu = 2, gpu_spot = true }
+    capacity         = { gpus = 1, cpu_cores = 8 }
+    cost_model       = { spot_discount = 0.6, daily_budget = 120 }
   }
 
   assert {
@@ -130,8 +135,12 @@ run "gke_with_gpu_canary_and_managed_postgres" {
     error_message = "GKE autoscales the gateway"
   }
   assert {
-    condition     = abs(output.hourly_cost_estimate.usd_per_hour - (0.85 * 0.4 + 2 * 0.19)) < 0.0001
-    error_message = "cost: one spot GPU node at 60% off plus two CPU nodes"
+    condition     = abs(output.hourly_cost_estimate.usd_per_hour - (0.35 * 0.4 + 8 * 0.0316)) < 0.0001
+    error_message = "cost: one spot GPU at 60% off plus eight CPU cores"
+  }
+  assert {
+    condition     = output.chart_values.cost.spotDiscount == 0.6 && output.chart_values.cost.dailyBudget == 120 && output.chart_values.cost.gpuHour == 0.35
+    error_message = "the cost model reaches the chart's cost values"
   }
 }
 

@@ -114,9 +114,16 @@ locals {
       server = merge({ enabled = true }, local.small ? { resources = local.small_resources.feast } : null)
     }
     rollout = {
-      prometheusUrl  = var.monitoring.prometheus_url
-      analysis       = { enabled = local.canary_in_progress }
-      retrainWebhook = merge({ enabled = var.kfp_host != "" }, var.kfp_host == "" ? null : { kfpHost = var.kfp_host })
+      prometheusUrl = var.monitoring.prometheus_url
+      analysis      = { enabled = local.canary_in_progress }
+      retrain       = merge({ enabled = var.kfp_host != "" }, var.kfp_host == "" ? null : { kfpHost = var.kfp_host })
+    }
+    cost = {
+      gpuHour        = var.cost.gpu_hour
+      cpuCoreHour    = var.cost.cpu_core_hour
+      spotDiscount   = var.cost.spot_discount
+      dailyBudget    = var.cost.daily_budget
+      maxDailyGrowth = var.cost.max_daily_growth
     }
     monitoring = {
       enabled = var.monitoring.enabled

@@ -128,8 +128,20 @@ variable "monitoring" {
   default = { enabled = false }
 }
 
+variable "cost" {
+  description = "Cost model the chart renders as series for the cost rules: USD per GPU-hour and per CPU-core-hour, spot discount on the GPU pool, daily budget per model, allowed day-over-day growth."
+  type = object({
+    gpu_hour         = optional(number, 0.35)
+    cpu_core_hour    = optional(number, 0.0316)
+    spot_discount    = optional(number, 0)
+    daily_budget     = optional(number, 50)
+    max_daily_growth = optional(number, 0.5)
+  })
+  default = {}
+}
+
 variable "kfp_host" {
-  description = "KFP API the retraining webhook submits runs to; \"\" disables the webhook."
+  description = "KFP API the rollout analysis submits retraining runs to; \"\" disables retraining."
   type        = string
   default     = ""
 }
