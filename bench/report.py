@@ -52,11 +52,20 @@ def _with_spread(value: dict | None, digits: int = 2) -> str:
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
-    if ours is None or theirs is None:
+    if not ours or theirs is None:  # Shipyard met no rate: no ratio to give
         return "—"
     if theirs == 0:
-        return "∞" if ours else "—"
+        return "∞"
     return f"{ours / theirs:.2f}x"
+
+
+def _max_rate(value: dict | None, lowest: float | None) -> str:
+    """A ladder's best rate; none passing reads "< lowest rate tried"."""
+    if not value or value.get("median") is None:
+        return "—"
+    if value["max"] == 0 and lowest:
+        return f"< {lowest:.0f}"
+    return _with_spread(value, 0)
 
 
 def _status(entry: dict) -> str:
@@ -82,6 +91,8 @@ def comparison(data: dict, reference: str = "shipyard") -> list[str]:
     ours = contenders.get(reference, {})
     our_p99 = _median(ours.get("p99_at_500"))
     our_max = _median(ours.get("max_rate"))
+    rates = (data.get("profile") or {}).get("rates") or []
+    lowest = min(rates) if rates else None
     lines = [
         f"| contender | p99 ms at 500 req/s (spread) | Shipyard p99 ÷ this | max req/s at p99 ≤ "
         f"{SLO_P99_MS:.0f} ms (spread) | Shipyard max ÷ this | p50 ms at 500/s | achieved req/s "
@@ -97,7 +108,7 @@ def comparison(data: dict, reference: str = "shipyard") -> list[str]:
         lines.append(
             f"| {label} | {_with_spread(entry.get('p99_at_500'))} | "
             f"{_ratio(our_p99, _median(entry.get('p99_at_500')))} | "
-            f"{_with_spread(entry.get('max_rate'), 0)} | "
+            f"{_max_rate(entry.get('max_rate'), lowest)} | "
             f"{_ratio(our_max, _median(entry.get('max_rate')))} | "
             f"{fmt(_median(p50))} | {fmt(_median(at500.get('achieved_rps')), 0)} | "
             f"{fmt(_median(entry.get('cpu_us_at_500')), 0)} | "
@@ -181,7 +192,10 @@ def render(found: dict[str, dict]) -> str:
         ]
     if "B3" in found:
         d = found["B3"]
-        b3 = {"contenders": {n: e for n, e in d["contenders"].items() if e.get("group") != "B5"}}
+        b3 = {
+            "profile": d.get("profile"),
+            "contenders": {n: e for n, e in d["contenders"].items() if e.get("group") != "B5"},
+        }
         out += [
             "### B3 end to end: features (Feast online store) + model + metrics + audit",
             "",
@@ -202,7 +216,12 @@ def render(found: dict[str, dict]) -> str:
                 "Prometheus metric update and the drift monitor with no-ops "
                 "(`bench/ablation.py`, a benchmark-only build).",
                 "",
-                *comparison({"contenders": {"shipyard": d["contenders"]["shipyard"], **b5}}),
+                *comparison(
+                    {
+                        "profile": d.get("profile"),
+                        "contenders": {"shipyard": d["contenders"]["shipyard"], **b5},
+                    }
+                ),
                 "",
             ]
             if d.get("audit_metrics_us_per_prediction") is not None:
@@ -217,7 +236,8 @@ def render(found: dict[str, dict]) -> str:
             "### B4 batching: closed loop of N concurrent single-row clients",
             "",
             "Each framework's dynamic batcher off and on (`+batching`: max batch 64, max wait "
-            "1 ms); Shipyard keeps its default (Triton dynamic batching, 200 µs). Medians of "
+            "1 ms; BentoML sizes its own wait); Shipyard keeps its default (Triton dynamic "
+            "batching, 200 µs). Errors are failed or refused requests. Medians of "
             f"{d['profile']['repeats']} repetition(s).",
             "",
             *batching(d),
