@@ -33,6 +33,7 @@ two-hop peer of B3 is not written yet (see bench/README.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -226,7 +227,7 @@ def main() -> None:
                             warmup_s=profile["warmup"],
                             pinned=pinned,
                             always=(500.0,),
-                        )  # fmt: skip
+                        )
                     )
                 except ContenderFailed as exc:
                     entry["error"] = f"failed under load: {exc}"
@@ -279,7 +280,8 @@ def build_contenders(
     pids = [components[c].pid for c in ("gateway", "triton") if c in components]
     port_inprocess, port_off, port_floor, port_peer = free_ports(4)
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop",
-               "--http", "httptools", "--no-access-log", "--log-level", "warning", "--factory"]  # fmt: skip
+               "--http", "httptools", "--no-access-log", "--log-level", "warning",
+               "--factory"]  # fmt: skip
     path = f"/v1/models/{MODEL}/predict"
     versions = {"shipyard": __version__}
     return [
@@ -319,10 +321,8 @@ def _versions(*names: str) -> dict[str, str]:
 
     out = {}
     for name in names:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

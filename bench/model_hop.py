@@ -183,7 +183,7 @@ def floor_contender(artifact: Artifact) -> Contender:
             str(port),
             "--model",
             str(artifact.onnx),
-        ],  # fmt: skip
+        ],
         cwd=SERVERS,
         check=checker(artifact),
         note="raw asyncio HTTP echo + in-process ONNX Runtime",
