@@ -61,6 +61,10 @@ def start_command(
     min_requests: Annotated[
         int | None, typer.Option(min=1, help="Canary requests a step needs to be judged.")
     ] = None,
+    max_score_psi: Annotated[
+        float | None,
+        typer.Option(min=0, help="Score-distribution shift (PSI) tolerated against stable."),
+    ] = None,
 ) -> None:
     """Publish a version and route it as a canary at the first step; the rollout loop judges
     each step in Prometheus (errors, p99 latency, score shift, online AUC against stable) and
@@ -82,6 +86,7 @@ def start_command(
         "interval_s": interval,
         "max_failures": max_failures,
         "min_requests": min_requests,
+        "max_score_psi": max_score_psi,
     }
     try:
         analysis = Analysis.model_validate(
