@@ -155,12 +155,19 @@ class Gateway:
 
     def _load(self, model: str, version: str) -> ServedVersion:
         try:
-            return self.catalog.get(model, version)
+            served = self.catalog.get(model, version)
         except VersionNotPublished as exc:
             raise ConfigError(
                 f"{model} v{version} is not published ({exc}): run "
                 f"`shipyard serve publish {model} --version {version}`"
             ) from None
+        try:
+            # One score before it takes traffic: a version that cannot score is refused, and
+            # its first requests (a canary's) do not pay ONNX Runtime's first-run set-up.
+            served.score(np.zeros((1, len(served.input_names)), dtype=np.float32))
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ConfigError(f"{model} v{version} does not score in-process: {exc}") from None
+        return served
 
     def _routing_changed(self, table: RoutingTable, outcome: str) -> None:
         self.metrics.routing_reloads.labels(result=outcome).inc()

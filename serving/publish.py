@@ -26,7 +26,7 @@ from serving.models import METADATA_FILE, ModelCatalog, write_metadata
 from shipyard.errors import ShipyardError
 from shipyard.features.encoding import input_names
 from shipyard.settings import Settings
-from shipyard.training.export import write_configs, write_triton_entry
+from shipyard.training.export import INPUT, write_configs, write_triton_entry
 from shipyard.training.tracking import MlflowRest
 
 LINEAGE_TAGS = (
@@ -108,7 +108,7 @@ def publish(
     try:
         for name, url in triton_pools(settings):
             progress(f"loading {model} versions {wanted} on {name} ({url})")
-            result.pools[name] = _load(url, model, version)
+            result.pools[name] = _load(url, model, version, warm_width=width)
     except PublishError:
         progress("load failed: restoring the versions served before")
         write_configs(entry, model, before or None)
@@ -164,9 +164,17 @@ def _ready(url: str, model: str, version: str) -> str:
         client.close()
 
 
-def _load(url: str, model: str, version: str, quiet: bool = False) -> str:
-    """Load the entry on one pool; 'loaded' or 'unreachable'. Raises PublishError."""
-    from tritonclient.grpc import InferenceServerClient
+def _load(
+    url: str, model: str, version: str, quiet: bool = False, warm_width: int | None = None
+) -> str:
+    """Load the entry on one pool; 'loaded' or 'unreachable'. Raises PublishError.
+
+    With ``warm_width``, one inference on the new version follows: a version that loads but
+    cannot score fails here, and its first real requests (a canary's) do not pay the backend's
+    first-call start-up, which the rollout analysis would read as a slow canary.
+    """
+    import numpy as np
+    from tritonclient.grpc import InferenceServerClient, InferInput
     from tritonclient.utils import InferenceServerException
 
     client = InferenceServerClient(url)
@@ -189,6 +197,15 @@ def _load(url: str, model: str, version: str, quiet: bool = False) -> str:
             if time.monotonic() > deadline:
                 raise PublishError(f"{model} v{version} not ready on {url} in {READY_TIMEOUT_S}s")
             time.sleep(0.1)
+        if warm_width is not None:
+            request = InferInput(INPUT, [1, warm_width], "FP32")
+            request.set_data_from_numpy(np.zeros((1, warm_width), dtype=np.float32))
+            try:
+                client.infer(model, [request], model_version=version, client_timeout=30)
+            except InferenceServerException as exc:
+                raise PublishError(
+                    f"{model} v{version} loaded on {url} but does not score: {exc.message()}"
+                ) from None
         return "loaded"
     finally:
         client.close()

@@ -117,7 +117,7 @@ class Scripted:
         self.canaries = list(canaries)
         self.calls = 0
 
-    def __call__(self, model: str, canary: str, stable: str, window_s: float):
+    def __call__(self, model: str, canary: str, stable: str, window_s: float, min_requests: int):
         self.calls += 1
         return self.canaries.pop(0), side(requests=4000)
 

@@ -41,8 +41,9 @@ class Controller:
     """Applies rollout decisions to a store, the registry and (embedded) the model backends."""
 
     store: Store
-    # Measures one step: (model, canary version, stable version, window s) -> (canary, stable).
-    measure: Callable[[str, str, str, float], tuple[Side, Side]] | None = None
+    # Measures one step: (model, canary version, stable version, window s, min requests)
+    # -> (canary, stable).
+    measure: Callable[[str, str, str, float, int], tuple[Side, Side]] | None = None
     # Records a promotion in the registry (MLflow: champion := version, challenger cleared).
     promote_in_registry: Callable[[str, str], None] | None = None
     # Makes a version servable before it gets traffic (embedded: `shipyard serve publish`).
@@ -141,7 +142,9 @@ class Controller:
             return
         if self.measure is None:
             raise ShipyardError("no Prometheus to judge canaries with")
-        canary, stable = self.measure(model, rollout.canary, rollout.stable, analysis.interval_s)
+        canary, stable = self.measure(
+            model, rollout.canary, rollout.stable, analysis.interval_s, analysis.min_requests
+        )
         verdict = judge(analysis, canary, stable)
         self._apply(rollout, analysis, verdict, now)
 

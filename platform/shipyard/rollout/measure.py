@@ -1,9 +1,9 @@
 """What a canary step is judged on, read from Prometheus: the gateway's request counters,
 latency and score histograms and online AUC, for the canary and for stable.
 
-The canary is measured over the step's own window (``interval_s``); stable over at least
-``BASELINE_MIN_S``, so that at the last steps, when stable gets little or no traffic, its
-baseline still comes from the traffic it served just before.
+The canary is measured over the step's own window (``interval_s``), and so is stable while it
+serves enough of the traffic; at the last steps, when stable gets little or none, its baseline
+is the last ``BASELINE_MIN_S`` (the traffic it served just before).
 """
 
 from __future__ import annotations
@@ -61,10 +61,17 @@ def _bin_counts(cumulative: list[tuple[dict[str, str], float]]) -> tuple[float, 
 
 
 def measure_step(
-    api: PrometheusApi, model: str, canary: str, stable: str, window_s: float
+    api: PrometheusApi,
+    model: str,
+    canary: str,
+    stable: str,
+    window_s: float,
+    min_requests: int = 1,
 ) -> tuple[Side, Side]:
-    """(canary, stable) for one step of a rollout."""
-    return (
-        measure_side(api, model, canary, m.ROUTE_CANARY, window_s),
-        measure_side(api, model, stable, m.ROUTE_STABLE, max(window_s, BASELINE_MIN_S)),
-    )
+    """(canary, stable) for one step of a rollout. Stable is measured over the same window
+    when it served enough requests in it (both then see the same moment: a load spike on the
+    machine is nobody's regression); else over the longer baseline (the last steps)."""
+    baseline = measure_side(api, model, stable, m.ROUTE_STABLE, window_s)
+    if baseline.requests < min_requests:
+        baseline = measure_side(api, model, stable, m.ROUTE_STABLE, max(window_s, BASELINE_MIN_S))
+    return measure_side(api, model, canary, m.ROUTE_CANARY, window_s), baseline
