@@ -256,7 +256,10 @@ def prometheus(
         (layout.prometheus / "data").mkdir(parents=True, exist_ok=True)
         # Referenced where the package ships them: a new release's rules apply on restart.
         extra = [Path(pattern) for pattern in settings.extra_rule_files]
-        text = render_config(targets, rule_files=[*rules.packaged_rule_files(), *extra])
+        # The cost model's prices come from the settings (a file of their own when not the
+        # defaults), like every other value the rules read.
+        packaged = rules.packaged_rule_files(settings.cost, layout.prometheus)
+        text = render_config(targets, rule_files=[*packaged, *extra])
         if not config_file.is_file() or config_file.read_text() != text:
             config_file.write_text(text)
 
