@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.observability import dashboards, metrics, report, rules
+from shipyard.observability.prometheus import PrometheusApi, PrometheusError
 from tests.unit.test_rules import HISTOGRAM_SUFFIXES, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,8 +166,8 @@ def test_legends_are_filled_from_labels() -> None:
 
 
 def test_unreachable_prometheus_is_one_clear_error() -> None:
-    prometheus = report.Prometheus("http://127.0.0.1:9", timeout_s=2)
-    with pytest.raises(report.PrometheusError, match=r"not reachable.*shipyard up.*--prometheus"):
+    prometheus = PrometheusApi("http://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(PrometheusError, match=r"not reachable.*shipyard up.*--prometheus"):
         prometheus.ready()
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+
+from shipyard.errors import ShipyardError
 
 # Short enough that tests and `make up` see every target within seconds; production
 # (the Helm chart's ServiceMonitors) uses the cluster Prometheus' own interval.
@@ -43,38 +46,60 @@ def render_config(targets: list[ScrapeTarget], rule_files: list[Path] | None = N
     return header + yaml.safe_dump(config, sort_keys=False)
 
 
-class PrometheusError(Exception):
-    """Prometheus did not answer, or refused the query (the message says which)."""
+class PrometheusError(ShipyardError):
+    """Prometheus could not be reached, or refused a query (the message says which)."""
+
+
+@dataclass
+class Series:
+    """One range-query series: its labels and (time, value) points."""
+
+    labels: dict[str, str]
+    times: list[datetime]
+    values: list[float]
 
 
 class PrometheusApi:
-    """Instant queries against Prometheus' HTTP API (``/api/v1/query``)."""
+    """The calls of Prometheus' HTTP API Shipyard makes: instant and range queries."""
 
     def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-
-    def query(self, expr: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
-        """The instant vector of ``expr`` as (labels, value) pairs; NaN values included."""
         import httpx
 
-        params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(timeout=timeout_s)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get(self, path: str, params: dict[str, str]) -> dict:
+        import httpx
+
         try:
-            response = httpx.get(
-                f"{self.base_url}/api/v1/query", params=params, timeout=self.timeout_s
-            )
+            response = self._client.get(f"{self.base_url}{path}", params=params)
         except httpx.HTTPError as exc:
             raise PrometheusError(
-                f"Prometheus at {self.base_url} is not reachable: {exc}"
+                f"Prometheus at {self.base_url} is not reachable ({type(exc).__name__}): start "
+                "the stack with `shipyard up`, or point --prometheus at a running Prometheus"
             ) from None
         try:
             body = response.json()
         except ValueError:
-            body = {}
-        if response.status_code != 200 or body.get("status") != "success":
-            detail = body.get("error") or response.text[:200]
-            raise PrometheusError(f"Prometheus refused {expr!r}: {detail}")
-        data = body["data"]
+            raise PrometheusError(
+                f"{self.base_url} answered HTTP {response.status_code} without JSON: "
+                "is it Prometheus?"
+            ) from None
+        if body.get("status") != "success":
+            raise PrometheusError(f"Prometheus refused a query: {body.get('error', body)}")
+        return body["data"]
+
+    def ready(self) -> None:
+        """Raise PrometheusError unless the server answers its query API."""
+        self._get("/api/v1/query", {"query": "1"})
+
+    def query(self, expr: str, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        """The instant vector of ``expr`` as (labels, value) pairs; NaN values included."""
+        params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+        data = self._get("/api/v1/query", params)
         if data["resultType"] == "scalar":
             return [({}, float(data["result"][1]))]
         return [(item["metric"], float(item["value"][1])) for item in data["result"]]
@@ -83,3 +108,22 @@ class PrometheusApi:
         """The single value of ``expr`` (an aggregation); ``default`` when it has no series."""
         result = self.query(expr)
         return result[0][1] if result else default
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
+        data = self._get(
+            "/api/v1/query_range",
+            {
+                "query": expr,
+                "start": f"{start.timestamp():.3f}",
+                "end": f"{end.timestamp():.3f}",
+                "step": f"{step_s:g}",
+            },
+        )
+        return [
+            Series(
+                labels=item["metric"],
+                times=[datetime.fromtimestamp(float(t), UTC) for t, _ in item["values"]],
+                values=[float(v) for _, v in item["values"]],
+            )
+            for item in data["result"]
+        ]

@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
-from shipyard.errors import ShipyardError
 from shipyard.observability import panels as d
+from shipyard.observability.prometheus import PrometheusApi, PrometheusError, Series
 
 UNITS = {
     "percentunit": "share",
@@ -36,17 +34,6 @@ DURATION = re.compile(r"^(\d+)([smhd])$")
 POINTS = 240
 # Lines per picture: past this a plot is a tangle; the highest ones are what matter.
 MAX_LINES = 12
-
-
-class PrometheusError(ShipyardError):
-    """Prometheus could not be reached or refused a query (exit code 1)."""
-
-
-@dataclass
-class Series:
-    labels: dict[str, str]
-    times: list[datetime]
-    values: list[float]
 
 
 @dataclass
@@ -88,60 +75,8 @@ def legend(template: str, labels: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template)
 
 
-class Prometheus:
-    """The few calls of Prometheus' HTTP API the report needs."""
-
-    def __init__(self, url: str, timeout_s: float = 30) -> None:
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout_s)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _get(self, path: str, params: dict[str, str]) -> dict:
-        try:
-            response = self._client.get(f"{self.url}{path}", params=params)
-        except httpx.HTTPError as exc:
-            raise PrometheusError(
-                f"Prometheus at {self.url} is not reachable ({type(exc).__name__}): start the "
-                "stack with `shipyard up`, or point --prometheus at a running Prometheus"
-            ) from None
-        try:
-            body = response.json()
-        except ValueError:
-            raise PrometheusError(
-                f"{self.url} answered HTTP {response.status_code} without JSON: is it Prometheus?"
-            ) from None
-        if body.get("status") != "success":
-            raise PrometheusError(f"Prometheus refused a query: {body.get('error', body)}")
-        return body["data"]
-
-    def ready(self) -> None:
-        """Raise PrometheusError unless the server answers its query API."""
-        self._get("/api/v1/query", {"query": "1"})
-
-    def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
-        data = self._get(
-            "/api/v1/query_range",
-            {
-                "query": expr,
-                "start": f"{start.timestamp():.3f}",
-                "end": f"{end.timestamp():.3f}",
-                "step": f"{step_s:g}",
-            },
-        )
-        return [
-            Series(
-                labels=item["metric"],
-                times=[datetime.fromtimestamp(float(t), UTC) for t, _ in item["values"]],
-                values=[float(v) for _, v in item["values"]],
-            )
-            for item in data["result"]
-        ]
-
-
 def fetch(
-    prometheus: Prometheus,
+    prometheus: PrometheusApi,
     dashboard: d.Dashboard,
     panel: d.Panel,
     start: datetime,
@@ -271,7 +206,7 @@ def build_report(
     """
     end = end or datetime.now(UTC)
     start = end - since
-    prometheus = Prometheus(prometheus_url)
+    prometheus = PrometheusApi(prometheus_url, timeout_s=30)
     try:
         prometheus.ready()
         out.mkdir(parents=True, exist_ok=True)
