@@ -248,6 +248,13 @@ gke_args() { # the -var flags of the gke environment, from PROJECT, REGION, AUTH
 }
 
 output() { "$TOFU_BIN" -chdir="$1" output -raw "$2"; }
+# evaluate DIR EXPR [ARGS…]: an expression against the state. A targeted apply (phase one) writes
+# no root outputs, so what phase two needs from the cluster comes from here.
+evaluate() {
+    local dir=$1 expr=$2
+    shift 2
+    echo "$expr" | "$TOFU_BIN" -chdir="$dir" console "$@" | sed 's/^"//; s/"$//'
+}
 
 wait_and_test() { # wait_and_test DIR: the release's workloads ready, then `helm test`
     local dir=$1 kubeconfig context helm
@@ -266,13 +273,19 @@ wait_and_test() { # wait_and_test DIR: the release's workloads ready, then `helm
 
 cmd_up() {
     local cluster=$1 dir=$TF/envs/$1
-    if [[ $cluster == gke ]]; then gke_args "$dir"; fi # missing variables first: cheaper than tools
+    # Missing variables and cluster tools first: they are the likely mistakes.
+    if [[ $cluster == gke ]]; then
+        gke_args "$dir"
+        need_cmd gcloud "make up CLUSTER=gke needs the Google Cloud CLI, logged in (gcloud auth application-default login)"
+        need_cmd gke-gcloud-auth-plugin "gcloud components install gke-gcloud-auth-plugin"
+    else
+        need_cmd kind "make up CLUSTER=kind needs kind (https://kind.sigs.k8s.io)"
+        need_cmd docker "kind runs its nodes as docker containers"
+    fi
     TOFU_BIN=$(tofu_bin)
     need_cmd kubectl "the readiness wait and the KFP manifests need it (https://kubernetes.io/docs/tasks/tools/)"
     case $cluster in
     kind)
-        need_cmd kind "make up CLUSTER=kind needs kind (https://kind.sigs.k8s.io)"
-        need_cmd docker "kind runs its nodes as docker containers"
         ensure_secrets "$dir" postgres_password redis_password
         "$TOFU_BIN" -chdir="$dir" init -input=false
         "$TOFU_BIN" -chdir="$dir" apply -input=false -auto-approve -target=module.cluster
@@ -280,17 +293,16 @@ cmd_up() {
         image=$(docker image ls --format '{{.Repository}}:{{.Tag}}' ghcr.io/shipyard-mlops/shipyard | head -n1)
         if [[ -n $image ]]; then
             say "loading $image into kind"
-            kind load docker-image "$image" --name "$(output "$dir" kube_context | sed 's/^kind-//')"
+            kind load docker-image "$image" --name "$(evaluate "$dir" module.cluster.cluster_name)"
         fi
         "$TOFU_BIN" -chdir="$dir" apply -input=false -auto-approve
         ;;
     gke)
-        need_cmd gcloud "make up CLUSTER=gke needs the Google Cloud CLI, logged in (gcloud auth application-default login)"
-        need_cmd gke-gcloud-auth-plugin "gcloud components install gke-gcloud-auth-plugin"
         ensure_secrets "$dir" mlflow_db_password redis_password
         "$TOFU_BIN" -chdir="$dir" init -input=false
         "$TOFU_BIN" -chdir="$dir" apply -input=false -auto-approve "${GKE_ARGS[@]}" -target=module.gke
-        KUBECONFIG=$(output "$dir" kubeconfig_path) bash -c "$(output "$dir" get_credentials_command)"
+        KUBECONFIG=$(evaluate "$dir" local.kubeconfig_path "${GKE_ARGS[@]}") \
+            bash -c "$(evaluate "$dir" module.gke.get_credentials_command "${GKE_ARGS[@]}")"
         "$TOFU_BIN" -chdir="$dir" apply -input=false -auto-approve "${GKE_ARGS[@]}"
         ;;
     esac
@@ -306,9 +318,8 @@ cmd_down() {
     gke)
         gke_args "$dir"
         # Fresh credentials for the providers that uninstall the releases.
-        if "$TOFU_BIN" -chdir="$dir" output -raw get_credentials_command >/dev/null 2>&1; then
-            KUBECONFIG=$(output "$dir" kubeconfig_path) bash -c "$(output "$dir" get_credentials_command)" || true
-        fi
+        KUBECONFIG=$(evaluate "$dir" local.kubeconfig_path "${GKE_ARGS[@]}") \
+            bash -c "$(evaluate "$dir" module.gke.get_credentials_command "${GKE_ARGS[@]}")" || true
         "$TOFU_BIN" -chdir="$dir" destroy -input=false -auto-approve "${GKE_ARGS[@]}"
         ;;
     esac

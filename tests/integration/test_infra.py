@@ -14,6 +14,7 @@ nothing is downloaded here.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -135,4 +136,18 @@ def test_missing_tool_is_named(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"error: tofu is missing from {tmp_path}/bin: run make chart-tools "
         "(scripts/tools.sh builds it)"
+    )
+
+
+def test_missing_cluster_tool_is_named(tmp_path: Path) -> None:
+    system_path = "/usr/bin:/bin"
+    if shutil.which("kind", path=system_path):
+        pytest.skip("kind is installed in /usr/bin or /bin here")
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text("#!/bin/sh\nexit 0\n")
+    kubectl.chmod(0o755)
+    result = infra("up", "kind", env={"PATH": f"{tmp_path}:{system_path}", "TOFU": ""}, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: kind is not on PATH: make up CLUSTER=kind needs kind (https://kind.sigs.k8s.io)"
     )
