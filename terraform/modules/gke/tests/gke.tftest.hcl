@@ -1,7 +1,21 @@
 # Plan-only with a mocked google provider: no project, no credentials, no network. Asserts what
 # the plan would create and that bad variables are refused by validation.
 
-mock_provider "google" {}
+mock_provider "google" {
+  # Generated values must pass the provider's own checks where other resources use them.
+  mock_resource "google_service_account" {
+    defaults = {
+      name  = "projects/shipyard-test/serviceAccounts/shipyard-sa@shipyard-test.iam.gserviceaccount.com"
+      email = "shipyard-sa@shipyard-test.iam.gserviceaccount.com"
+    }
+  }
+  mock_resource "google_compute_network" {
+    defaults = {
+      id        = "projects/shipyard-test/global/networks/shipyard"
+      self_link = "https://www.googleapis.com/compute/v1/projects/shipyard-test/global/networks/shipyard"
+    }
+  }
+}
 
 variables {
   project_id         = "shipyard-test"
