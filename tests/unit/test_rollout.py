@@ -16,7 +16,7 @@ from shipyard.rollout.analysis import Side, judge, merged_bins, score_psi
 from shipyard.rollout.controller import Controller, RolloutError
 from shipyard.rollout.history import HistoryFile, HistoryRecord, served_at
 from shipyard.rollout.retrain import AlertInbox, merged
-from shipyard.rollout.store import FileStore
+from shipyard.rollout.store import ConfigMapStore, FileStore
 from shipyard.routing import Analysis, ModelRoute, RoutingTable, Stable
 
 MODEL = "fraud-scoring"
@@ -311,3 +311,52 @@ def test_alert_sources_merge() -> None:
         MODEL: ["A", "B"],
         "other": ["C"],
     }
+
+
+# --- the cluster adapter ------------------------------------------------------------------
+
+
+class FakeConfigMaps:
+    """The two calls ConfigMapStore makes, with the API server's optimistic concurrency: a
+    patch naming a stale resourceVersion is refused with 409."""
+
+    class Conflict(Exception):
+        status = 409
+        body = '{"message": "the object has been modified"}'
+
+    def __init__(self, data: dict[str, str]) -> None:
+        self.data, self.version, self.interleave = dict(data), 1, None
+
+    def read_namespaced_config_map(self, name: str, namespace: str):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(
+            data=dict(self.data), metadata=SimpleNamespace(resource_version=str(self.version))
+        )
+
+    def patch_namespaced_config_map(self, name: str, namespace: str, body: dict) -> None:
+        if self.interleave is not None:  # another writer gets in first, once
+            self.interleave, writer = None, self.interleave
+            writer(self)
+        if body["metadata"]["resourceVersion"] != str(self.version):
+            raise self.Conflict()
+        self.data.update(body["data"])
+        self.version += 1
+
+
+def test_the_configmap_store_applies_a_rollout_in_one_guarded_patch() -> None:
+    table = RoutingTable(models={MODEL: ModelRoute(stable=Stable(version="1"))})
+    api = FakeConfigMaps({"routing.yaml": routing.render(table)})
+    store = ConfigMapStore("serving", "shipyard-routing", api=api)
+
+    def someone_else(server: FakeConfigMaps) -> None:
+        server.data["note"] = "written in between"
+        server.version += 1
+
+    api.interleave = someone_else
+    made = Controller(store=store, clock=Clock())
+    made.start(MODEL, "2", actor="alice", analysis=ANALYSIS)
+    assert api.data["note"] == "written in between"  # the retry kept the other write
+    assert routing.parse(api.data["routing.yaml"]).models[MODEL].canary.weight == 10
+    assert store.read()[1].rollouts[MODEL].status == "running"
+    assert [r.event for r in store.history()] == ["started"]
