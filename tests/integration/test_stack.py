@@ -27,6 +27,7 @@ def test_every_component_is_ready_and_answers(stack: tuple[Settings, StackState]
         "triton": "ready",
         "triton-cpu": "ready",
         "gateway": "ready",
+        "rollout": "ready",
         "prometheus": "ready",
     }
     assert get_json(settings.url("gateway", "/healthz")) == {"status": "ok"}
@@ -54,7 +55,7 @@ def test_prometheus_scrapes_every_component(stack: tuple[Settings, StackState]) 
         within_s=30,
         what="every Prometheus target up",
     )
-    assert set(health) == {"prometheus", "mlflow", "triton", "triton-cpu", "gateway"}
+    assert set(health) == {"prometheus", "mlflow", "triton", "triton-cpu", "gateway", "rollout"}
 
 
 def test_up_again_changes_nothing(stack: tuple[Settings, StackState]) -> None:

@@ -65,6 +65,9 @@ def start_command(
         float | None,
         typer.Option(min=0, help="Score-distribution shift (PSI) tolerated against stable."),
     ] = None,
+    max_p99_ratio: Annotated[
+        float | None, typer.Option(min=0, help="Canary p99 latency / stable p99 ceiling.")
+    ] = None,
 ) -> None:
     """Publish a version and route it as a canary at the first step; the rollout loop judges
     each step in Prometheus (errors, p99 latency, score shift, online AUC against stable) and
@@ -87,6 +90,7 @@ def start_command(
         "max_failures": max_failures,
         "min_requests": min_requests,
         "max_score_psi": max_score_psi,
+        "max_p99_ratio": max_p99_ratio,
     }
     try:
         analysis = Analysis.model_validate(
