@@ -39,6 +39,8 @@ from tests.conftest import isolated_settings
 from tests.e2e.test_platform_cli import shipyard, status_json
 from tests.load import SteadyLoad
 
+# The module fixture runs two pipelines (about 1.5 min each, more on a loaded machine).
+pytestmark = pytest.mark.timeout(900)
 MODEL = "fraud-scoring"
 PREDICT_KEY = "predict-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef01"
