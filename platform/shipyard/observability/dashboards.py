@@ -27,6 +27,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 
+from shipyard.observability import generated
 from shipyard.observability import metrics as m
 from shipyard.observability.panels import (
     ALL_MODELS,
@@ -205,16 +206,7 @@ def write(directory: Path) -> list[Path]:
 
 def differences(directory: Path) -> list[str]:
     """What in ``directory`` differs from the code: missing, changed or stale files."""
-    files = render()
-    found = {p.name for p in directory.glob("shipyard-*.json")} if directory.is_dir() else set()
-    problems = [f"{directory / n}: missing" for n in sorted(set(files) - found)]
-    problems += [f"{directory / n}: not generated any more" for n in sorted(found - set(files))]
-    problems += [
-        f"{directory / n}: differs"
-        for n in sorted(set(files) & found)
-        if (directory / n).read_text() != files[n]
-    ]
-    return problems
+    return generated.differences(directory, render(), "shipyard-*.json")
 
 
 def destinations() -> list[Path]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.utils import floatToGoString
 
+from shipyard.observability import generated
 from shipyard.observability import metrics as m
 from shipyard.settings import CostSettings
 from shipyard.training.tracking import CHAMPION
@@ -741,15 +742,7 @@ def write(directory: Path) -> list[Path]:
 def differences(directory: Path) -> list[str]:
     """What in ``directory`` differs from the rules: missing, changed or stale files."""
     files = render(chart=directory == CHART_RULES)
-    found = {p.name for p in directory.glob("shipyard-*.yaml")} if directory.is_dir() else set()
-    problems = [f"{directory / n}: missing" for n in sorted(set(files) - found)]
-    problems += [f"{directory / n}: not generated any more" for n in sorted(found - set(files))]
-    problems += [
-        f"{directory / n}: differs"
-        for n in sorted(set(files) & found)
-        if (directory / n).read_text() != files[n]
-    ]
-    return problems
+    return generated.differences(directory, files, "shipyard-*.yaml")
 
 
 def destinations() -> list[Path]:
