@@ -35,6 +35,13 @@ log = logging.getLogger("shipyard.gateway.audit")
 
 SEGMENT_GLOB = "*/audit-*.jsonl"
 SEGMENT_BYTES = 64 * 1024 * 1024
+# Touched by an erasure: every writer moves to a fresh segment within a second, so the segments
+# to rewrite are closed ones (a live writer appends through its descriptor, and would keep
+# writing to a file renamed away under it).
+ROTATE_REQUEST = "rotate.request"
+ROTATE_CHECK_S = 0.5
+# What a record says about the person behind a prediction; an erasure removes exactly these.
+PERSONAL_FIELDS = ("customer_id", "merchant_id", "features", "score")
 
 
 class AuditWriteError(Exception):
@@ -64,6 +71,7 @@ class AuditLog:
         self._fd: int | None = None
         self._size = 0
         self._day = ""
+        self._opened_ns = 0
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # appends vs rotation and sync
@@ -79,10 +87,10 @@ class AuditLog:
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         recovered = recover(self.directory)
-        self._rotate()
-        if self.sync_interval_s > 0:
-            self._thread = threading.Thread(target=self._sync_loop, name="audit-sync", daemon=True)
-            self._thread.start()
+        with self._lock:
+            self._rotate()
+        self._thread = threading.Thread(target=self._sync_loop, name="audit-sync", daemon=True)
+        self._thread.start()
         return recovered
 
     def close(self) -> None:
@@ -125,9 +133,14 @@ class AuditLog:
                 self._dirty.set()
 
     def _rotate(self) -> None:
+        """Close the current segment (removed when empty) and start a new one; under the lock."""
+        self._opened_ns = time.time_ns()
         if self._fd is not None:
             self._sync_now()
+            empty = os.fstat(self._fd).st_size == 0
             os.close(self._fd)
+            if empty:
+                self.path.unlink(missing_ok=True)
         self._day = _today()
         folder = self.directory / self._day
         folder.mkdir(parents=True, exist_ok=True)
@@ -154,9 +167,20 @@ class AuditLog:
             raise AuditWriteError(f"audit sync failed: {self.sync_error}") from None
         self._on_sync(time.perf_counter() - started)
 
+    def _rotation_requested(self) -> bool:
+        try:
+            return os.stat(self.directory / ROTATE_REQUEST).st_mtime_ns >= self._opened_ns
+        except OSError:
+            return False
+
     def _sync_loop(self) -> None:
         while not self._stop.is_set():
-            if not self._dirty.wait(timeout=0.5):
+            if self._rotation_requested():
+                with self._lock:
+                    if self._fd is not None:
+                        with contextlib.suppress(AuditWriteError):
+                            self._rotate()
+            if not self._dirty.wait(timeout=ROTATE_CHECK_S):
                 continue
             self._stop.wait(self.sync_interval_s)  # gather an interval's worth of records
             self._dirty.clear()
@@ -227,6 +251,102 @@ def count_records(directory: Path) -> int:
         with path.open("rb") as handle:
             total += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
     return total
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+
+class AuditBusy(Exception):
+    """A writer did not leave its segment after a rotation request."""
+
+
+def request_rotation(directory: Path) -> int:
+    """Ask every live writer to start a new segment; returns the request's time (ns)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / ROTATE_REQUEST
+    marker.touch()
+    now = time.time_ns()
+    os.utime(marker, ns=(now, now))  # exact, not the file system's coarse clock
+    return now
+
+
+def closed_segments(directory: Path, wait_s: float = 5.0) -> list[Path]:
+    """Request a rotation and return every segment that existed then, once no writer holds it.
+
+    Raises AuditBusy naming the segment a writer still holds after ``wait_s``.
+    """
+    for stale in directory.glob("*/.audit-*.erasing"):
+        stale.unlink(missing_ok=True)  # a rewrite a crash interrupted; the segment is intact
+    existing = sorted(directory.glob(SEGMENT_GLOB))
+    if not existing:
+        return []
+    request_rotation(directory)
+    deadline = time.monotonic() + wait_s
+    for path in existing:
+        while _held(path):
+            if time.monotonic() > deadline:
+                raise AuditBusy(
+                    f"{path} is still written by a gateway worker that did not rotate: restart "
+                    "the gateway (`shipyard serve` or `make up`) and run again"
+                )
+            time.sleep(0.05)
+    return [path for path in existing if path.exists()]
+
+
+def _held(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # an empty segment its writer removed on rotation
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def rewrite_records(
+    path: Path, needle: bytes, change: Callable[[dict[str, Any], bytes], dict[str, Any] | None]
+) -> int:
+    """Rewrite the closed segment ``path``, replacing each record ``change`` returns a new
+    record for (it is given the record and its line; None keeps it). Returns records changed.
+
+    Only lines containing ``needle`` are parsed. The new segment is written beside the old one,
+    synced and renamed over it, under the segment's lock: a crash leaves the old segment or the
+    new one, and a writer starting meanwhile cannot recover it under our feet. Record count and
+    order are kept.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AuditBusy(f"{path} is held by a live writer") from None
+    try:
+        with open(fd, "rb", closefd=False) as handle:
+            lines = handle.read().splitlines(keepends=True)
+        changed = 0
+        for index, line in enumerate(lines):
+            if needle not in line or not line.endswith(b"\n"):
+                continue
+            replacement = change(orjson.loads(line), line)
+            if replacement is not None:
+                lines[index] = orjson.dumps(replacement) + b"\n"
+                changed += 1
+        if changed:
+            staging = path.with_name(f".{path.name}.erasing")
+            with open(staging, "wb") as out:
+                out.writelines(lines)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(staging, 0o640)
+            os.replace(staging, path)
+            _sync_directory(path.parent)
+        return changed
+    finally:
+        os.close(fd)
 
 
 def _today() -> str:

@@ -28,6 +28,7 @@ from shipyard.commands import features as feature_commands
 from shipyard.commands import pipeline as pipeline_commands
 from shipyard.commands import rollout as rollout_commands
 from shipyard.commands import serve as serve_commands
+from shipyard.commands.forget import forget_command
 from shipyard.commands.models import models_command
 from shipyard.commands.refresh import refresh_command
 from shipyard.commands.report import report_command
@@ -57,6 +58,7 @@ app.add_typer(rollout_commands.app, name="rollout")
 app.add_typer(audit_commands.app, name="audit")
 app.command("refresh")(refresh_command)
 app.command("models")(models_command)
+app.command("forget")(forget_command)
 app.command("report")(report_command)
 out = Console()
 err = Console(stderr=True)

@@ -5,10 +5,7 @@ streaming push, on SQLite and on a real redis-server."""
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +27,8 @@ from shipyard.features.push import push_events
 from shipyard.features.training import build_training_set
 from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
-from tests.conftest import free_ports, isolated_settings
+from tests.conftest import isolated_settings
+from tests.integration.conftest import redis_server
 from tests.oracle import assert_features_equal, training_row, window_values
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -318,51 +316,15 @@ def test_no_raw_pii_anywhere_downstream(env: FeatureEnv, training: pl.DataFrame)
 
 @pytest.fixture(scope="module")
 def redis_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureEnv]:
-    program = shutil.which("redis-server")
-    if program is None:
-        pytest.fail("redis-server is not installed: run `make install`")
     root = tmp_path_factory.mktemp("redis")
-    (port,) = free_ports(1)
-    server = subprocess.Popen(
-        [
-            program,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(root),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.05)
-        settings_root = root / "env"
-        env = _make_env(settings_root, profile="redis")
+    with redis_server(root) as port:
+        env = _make_env(root / "env", profile="redis")
         # The fixture's own server, not the settings' default port.
         env.settings = env.settings.model_copy(
             update={"ports": env.settings.ports.model_copy(update={"redis": port})}
         )
         feature_store.apply(env.settings)
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _redis_dump(env: FeatureEnv) -> dict:

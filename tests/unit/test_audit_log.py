@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from serving.audit import AuditLog, AuditWriteError, count_records, iter_records, recover
+from serving.audit import (
+    AuditBusy,
+    AuditLog,
+    AuditWriteError,
+    closed_segments,
+    count_records,
+    iter_records,
+    recover,
+    rewrite_records,
+)
 
 
 def test_records_are_readable_at_once_and_synced_in_groups(tmp_path: Path) -> None:
@@ -80,3 +89,43 @@ def test_segments_rotate_by_size(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*/audit-*.jsonl"))) > 3
     assert count_records(tmp_path) == 100
     assert all(os.stat(p).st_mode & 0o777 == 0o640 for p in tmp_path.glob("*/*.jsonl"))
+
+
+def test_a_rotation_request_moves_live_writers_to_new_segments(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, sync_interval_s=0.05)
+    log.open()
+    try:
+        log.append([{"prediction_id": "before", "customer_id": 7}])
+        first = log.path
+        with pytest.raises(AuditBusy, match="did not rotate"):
+            closed_segments(tmp_path, wait_s=0)  # the writer has had no time to see it
+        assert closed_segments(tmp_path, wait_s=5) == [first]
+        assert log.path != first
+        log.append([{"prediction_id": "after", "customer_id": 7}])
+    finally:
+        log.close()
+    assert [r["prediction_id"] for r in iter_records(tmp_path)] == ["before", "after"]
+
+
+def test_rewriting_a_segment_keeps_count_and_order_and_refuses_live_ones(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, sync_interval_s=0)
+    log.open()
+    log.append([{"prediction_id": str(i), "customer_id": i % 3} for i in range(9)])
+    with pytest.raises(AuditBusy):
+        rewrite_records(log.path, b"customer_id", lambda record, line: None)
+    log.close()
+    (segment,) = closed_segments(tmp_path)
+    inode = segment.stat().st_ino
+
+    def drop_customer(record: dict, line: bytes) -> dict | None:
+        if record.get("customer_id") != 1:
+            return None
+        return {"prediction_id": record["prediction_id"], "erased": len(line)}
+
+    assert rewrite_records(segment, b'"customer_id":1', drop_customer) == 3
+    records = list(iter_records(tmp_path))
+    assert [r["prediction_id"] for r in records] == [str(i) for i in range(9)]
+    assert [r.get("customer_id") for r in records] == [0, None, 2] * 3
+    assert segment.stat().st_ino != inode  # replaced by rename, never edited in place
+    assert not list(tmp_path.glob("*/.audit-*"))
+    assert rewrite_records(segment, b'"customer_id":1', drop_customer) == 0

@@ -167,7 +167,7 @@ def _run_local(settings: Settings, layout: StateLayout, pipeline, arguments: dic
     _require_mlflow(settings)
     # Components run as subprocesses: give them exactly these settings.
     os.environ.update(settings.to_env())
-    root = layout.root / "pipelines"
+    root = layout.pipeline_root
     root.mkdir(parents=True, exist_ok=True)
     # Steps run in this environment, which is what the pinned image holds: KFP's warning about a
     # non-Python base image does not apply.

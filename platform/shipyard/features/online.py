@@ -16,6 +16,7 @@ import sqlite3
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from feast import FeatureStore
@@ -236,25 +237,90 @@ def _complete(found: dict[str, Any] | None, view: _View) -> dict[str, Any] | Non
 
 
 def _connect(settings: Settings, config: Any) -> _SqliteRead | _RedisRead:
-    online = config.online_store
+    if settings.profile == "redis":
+        # A deadline on every read: a stalled store must fail the request fast, not hang it.
+        return _RedisRead(_redis_client(settings, settings.serving.feature_timeout_ms / 1000))
+    return _SqliteRead(config.online_store.path)
+
+
+def _redis_client(settings: Settings, timeout_s: float) -> Any:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return redis.Redis(
+        host=settings.redis_host,
+        port=settings.ports.redis,
+        password=password or None,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        # redis-py retries three times with backoff by default: seconds of waiting on a
+        # store that is down. The caller answers 503 at once; its client may retry.
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+
+def entity_key_bytes(join_key: str, value: int, version: int) -> bytes:
+    """Feast's storage key of a one-int64 entity."""
+    key = EntityKeyProto(join_keys=[join_key])
+    key.entity_values.add().int64_val = int(value)
+    return serialize_entity_key(key, entity_key_serialization_version=version)
+
+
+def erase_entity(settings: Settings, store: FeatureStore, join_key: str, value: int) -> int:
+    """Delete every online value of one entity (each view keyed by ``join_key``); returns the
+    rows (SQLite: one per feature) or keys (Redis: one per entity) removed."""
+    return _online_rows(settings, store, join_key, value, delete=True)
+
+
+def entity_rows(settings: Settings, store: FeatureStore, join_key: str, value: int) -> int:
+    """How many online rows (SQLite) or keys (Redis) one entity still has."""
+    return _online_rows(settings, store, join_key, value, delete=False)
+
+
+def _online_rows(
+    settings: Settings, store: FeatureStore, join_key: str, value: int, delete: bool
+) -> int:
+    config = store.config
+    key = entity_key_bytes(join_key, value, config.entity_key_serialization_version)
     if settings.profile == "redis":
         import redis
 
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        # A deadline on every read: a stalled store must fail the request fast, not hang it.
-        timeout_s = settings.serving.feature_timeout_ms / 1000
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        client = redis.Redis(
-            host=settings.redis_host,
-            port=settings.ports.redis,
-            password=password or None,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            # redis-py retries three times with backoff by default: seconds of waiting on a
-            # store that is down. The caller answers 503 at once; its client may retry.
-            retry=Retry(NoBackoff(), 0),
-        )
-        return _RedisRead(client)
-    return _SqliteRead(online.path)
+        client = _redis_client(settings, timeout_s=10)
+        try:
+            # Feast keeps one hash per entity (every view's fields), named key + project.
+            name = key + config.project.encode()
+            return int(client.delete(name) if delete else client.exists(name))
+        except redis.RedisError as exc:
+            raise ShipyardError(
+                f"Redis online store at {settings.redis_host}:{settings.ports.redis}: {exc}; "
+                "start the stack (`make up`) and run again"
+            ) from None
+        finally:
+            client.close()
+    versioning = config.registry.enable_online_feature_view_versioning
+    tables = [
+        _table_id(config.project, view, versioning)
+        for view in store.list_feature_views()
+        if join_key in view.join_keys
+    ]
+    if not Path(config.online_store.path).exists():
+        return 0  # nothing materialized yet (and connecting would create the file)
+    connection = sqlite3.connect(config.online_store.path, timeout=30)
+    try:
+        existing = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        total = 0
+        with connection:  # one transaction: the entity disappears from every view at once
+            for table in tables:
+                if table not in existing:
+                    continue
+                verb = "DELETE" if delete else "SELECT count(*)"
+                cursor = connection.execute(f'{verb} FROM "{table}" WHERE entity_key = ?', (key,))
+                total += cursor.rowcount if delete else cursor.fetchone()[0]
+        return total
+    finally:
+        connection.close()

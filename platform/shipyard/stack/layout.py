@@ -121,6 +121,21 @@ class StateLayout:
         return self.rollout / "rollouts.json"
 
     @property
+    def erasures(self) -> Path:
+        """Right-to-be-forgotten journals, one per subject (named by a keyed hash, not the id)."""
+        return self.root / "erasures"
+
+    @property
+    def erasure_trail(self) -> Path:
+        """Append-only record of every erasure: when, by whom, what was removed where."""
+        return self.erasures / "trail.jsonl"
+
+    @property
+    def pipeline_root(self) -> Path:
+        """The local pipeline runner's artifacts (data sets of past runs included)."""
+        return self.root / "pipelines"
+
+    @property
     def secrets(self) -> Path:
         return self.root / "secrets"
 

@@ -195,6 +195,17 @@ class MlflowRest:
             if not token:
                 return
 
+    def model_versions(self) -> Iterator[dict]:
+        """Every version of every registered model (``name``, ``version``, ``tags`` …)."""
+        token = None
+        while True:
+            query = {"max_results": 1000} | ({"page_token": token} if token else {})
+            page = self._call("GET", "/model-versions/search?" + urllib.parse.urlencode(query))
+            yield from page.get("model_versions", [])
+            token = page.get("next_page_token")
+            if not token:
+                return
+
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         body = {"name": name, "version": str(version), "key": key, "value": value}
         self._call("POST", "/model-versions/set-tag", body)
