@@ -9,6 +9,7 @@ the gateway under load; schemathesis against the OpenAPI schema.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -673,3 +674,39 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(served: Served) 
     )
     assert done.returncode == 0, done.stdout[-6000:]
     stable_only(served)
+
+
+@pytest.mark.slow
+def test_forget_erases_a_served_customer_everywhere(served: Served) -> None:
+    """`shipyard forget` on the running stack: the gateway's live audit segment is rotated and
+    tombstoned, the online store and offline data hold nothing, the versions trained on the
+    customer are due for retraining, and the gateway no longer knows the customer."""
+    stable_only(served)
+    customer, other = served.known[-1], served.known[0]
+    with httpx.Client(headers=keyed(), timeout=10) as client:
+        for _ in range(3):
+            assert client.post(served.predict_url(), json=body(customer)).status_code == 200
+    records = count_records(audit_dir(served.settings))
+
+    done = shipyard(served.env, "forget", "--customer", str(customer), "--json", timeout_s=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    served.known.remove(customer)  # later tests must not pick the erased customer
+    report = json.loads(done.stdout)
+    assert set(report["remaining"].values()) == {0}
+    assert report["removed"]["audit log"] >= 3 and report["removed"]["online store"] > 0
+    assert report["removed"]["raw data"] > 0 and report["removed"]["pipeline artifacts"] > 0
+    assert {m.split("/")[0] for m in report["models"]} == {MODEL}
+
+    verified = shipyard(served.env, "forget", "--customer", str(customer), "--verify")
+    assert verified.returncode == 0, verified.stdout
+    erased = [r for r in iter_records(audit_dir(served.settings)) if "erased" in r]
+    assert len(erased) == report["removed"]["audit log"]
+    assert all(r["erased"]["erasure_id"] == report["erasure_id"] for r in erased)
+    with httpx.Client(headers=keyed(), timeout=10) as client:
+        gone = client.post(served.predict_url(), json=body(customer))
+        assert gone.status_code == 404, gone.text
+        assert gone.json()["error"]["field"] == "instances[0].customer_id"
+        assert client.post(served.predict_url(), json=body(other)).status_code == 200
+    assert count_records(audit_dir(served.settings)) == records + 1  # the gateway writes on
+    again = shipyard(served.env, "forget", "--customer", str(customer))
+    assert again.returncode == 0 and "already erased" in again.stdout

@@ -59,3 +59,11 @@ def test_overdue_review_stale_pipeline_and_no_traffic_each_named() -> None:
     assert "review overdue since 2026-11-01" in report.missing["maintained"]
     assert "no successful pipeline run in the last 30 days" in report.missing["maintained"]
     assert report.missing["embedded"] == ["no predictions served in the last hour"]
+
+
+def test_a_champion_trained_on_erased_data_is_not_maintained() -> None:
+    report = classify(replace(MATURE, retrain_required="er_1,er_2"), TODAY, NOW)
+    assert report.level == "pilot"
+    assert report.missing == {
+        "maintained": ["champion trained on data erased since (er_1,er_2): retrain it"]
+    }

@@ -51,10 +51,10 @@ from shipyard.errors import ShipyardError
 from shipyard.rollout.history import current_user
 from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
+from shipyard.training.tracking import RETRAIN_REQUIRED as RETRAIN_TAG
 
 SUBJECT_COLUMN = "customer_id"
 STEPS = ("offline", "online", "audit", "models")
-RETRAIN_TAG = "retrain_required"
 # Lineage tags a registered version carries (training.steps.register): the data it came from.
 LINEAGE_TAGS = ("dataset_digest", "clean_data_digest")
 

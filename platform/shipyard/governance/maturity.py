@@ -7,7 +7,8 @@ Four tests, each passed or failed with what is missing:
 * **measured**: its SLO series (requests and latency) exist and online quality (AUC from
   labelled feedback) is measured;
 * **maintained**: drift monitoring is active (PSI series), the retraining path works (a
-  pipeline run succeeded within ``retrain_window``) and its review date has not passed.
+  pipeline run succeeded within ``retrain_window``), no erasure removed data its champion was
+  trained on since (``shipyard forget``), and its review date has not passed.
 
 A model passing all four is *infrastructure*; anything else is a *pilot*, with the reasons.
 The facts are gathered from MLflow and Prometheus (``gather``); ``classify`` is pure.
@@ -21,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from shipyard.observability import metrics as m
 from shipyard.observability.prometheus import PrometheusApi, PrometheusError
-from shipyard.training.tracking import CHAMPION, MlflowRest
+from shipyard.training.tracking import CHAMPION, RETRAIN_REQUIRED, MlflowRest
 
 TESTS = ("embedded", "owned", "measured", "maintained")
 RETRAIN_WINDOW = timedelta(days=30)
@@ -40,6 +41,7 @@ class Facts:
     online_auc: float = math.nan
     drift_series: bool = False
     last_successful_run: datetime | None = None
+    retrain_required: str = ""  # erasures that removed data the champion was trained on
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ def classify(facts: Facts, today: date, now: datetime) -> Maturity:
     if facts.last_successful_run is None or now - facts.last_successful_run > RETRAIN_WINDOW:
         missing["maintained"].append(
             f"no successful pipeline run in the last {RETRAIN_WINDOW.days} days"
+        )
+    if facts.retrain_required:
+        missing["maintained"].append(
+            f"champion trained on data erased since ({facts.retrain_required}): retrain it"
         )
     if facts.review_by is None:
         missing["maintained"].append("no review date")
@@ -116,6 +122,7 @@ def gather(mlflow: MlflowRest, prometheus: PrometheusApi) -> list[Facts]:
                 online_auc=auc,
                 drift_series=drift,
                 last_successful_run=last_success.get(name),
+                retrain_required=tags.get(RETRAIN_REQUIRED, ""),
             )
         )
     return facts

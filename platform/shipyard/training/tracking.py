@@ -32,6 +32,8 @@ from shipyard.errors import ShipyardError
 # MLflow, which the mark-challenger step does not need).
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Set on versions trained on data an erasure removed since (its value: the erasure ids).
+RETRAIN_REQUIRED = "retrain_required"
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 
