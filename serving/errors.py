@@ -111,6 +111,13 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class InjectedFault(GatewayError):
+    """500: a failure injected on purpose (the canary's ``fault`` in the routing table)."""
+
+    status = 500
+    code = "injected_fault"
+
+
 class Unavailable(GatewayError):
     """503: the gateway cannot answer now; retry after ``Retry-After`` seconds."""
 

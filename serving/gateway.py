@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from serving.errors import (
     AuditUnavailable,
     Conflict,
     GatewayError,
+    InjectedFault,
     InvalidRequest,
     UnknownModel,
     UnknownVersion,
@@ -40,7 +42,7 @@ from shipyard.errors import ConfigError
 from shipyard.features.encoding import input_names
 from shipyard.observability.metrics import GatewayMetrics
 from shipyard.rollout.history import HistoryFile, HistoryRecord
-from shipyard.routing import ModelRoute, RoutingTable, updated_route, with_route
+from shipyard.routing import Fault, ModelRoute, RoutingTable, updated_route, with_route
 from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
 
@@ -195,6 +197,8 @@ class Gateway:
                 canary=update.canary_version,
                 weight=update.canary_weight,
                 clear_canary=update.clear_canary,
+                fault=update.canary_fault,
+                clear_fault=update.clear_fault,
             )
         except ConfigError as exc:
             raise Conflict(str(exc)) from None
@@ -279,6 +283,8 @@ class Gateway:
             observed: dict[Choice, tuple[ServedVersion, list[str], np.ndarray, np.ndarray]] = {}
             for choice, indices in groups.items():
                 served = self._served(model, choice.version)
+                if choice.route == "canary" and route.canary and route.canary.fault:
+                    await _inject(route.canary.fault, model, choice.version)
                 group_rows = [rows[i] for i in indices]
                 x = self.features.rows(served, group_rows)
                 scores, backend = await self._score(served, x)
@@ -434,3 +440,14 @@ class Gateway:
             labels = (label_model, choice.version, choice.route, backend, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.request_duration.labels(*labels).observe(took)
+
+
+async def _inject(fault: Fault, model: str, version: str) -> None:
+    """The canary's injected failure (routing ``canary.fault``): a delay, then maybe a 500."""
+    if fault.delay_ms and random.random() < fault.delay_ratio:
+        await asyncio.sleep(fault.delay_ms / 1000)
+    if random.random() < fault.error_ratio:
+        raise InjectedFault(
+            f"failure injected into {model} v{version} by its routing entry (canary.fault): "
+            "remove the fault to stop"
+        )

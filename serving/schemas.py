@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shipyard.features.encoding import VOCABULARIES
-from shipyard.routing import Analysis, ModelName, Version
+from shipyard.routing import Analysis, Fault, ModelName, Version
 
 # Entity keys are int64 in the store, but JSON numbers past 2**53 lose precision in most clients
 # (and in JSON Schema validators): accept only the exactly representable range.
@@ -171,6 +171,12 @@ class RouteUpdate(BaseModel):
         None, ge=0, le=100, description="Percent of entities on the canary."
     )
     clear_canary: bool = Field(False, description="Remove the canary (weight 0, no version).")
+    canary_fault: Fault | None = Field(
+        None,
+        description="Inject failures into the canary's requests (testing the rollout analysis); "
+        "default: keep the current one.",
+    )
+    clear_fault: bool = Field(False, description="Stop injecting failures into the canary.")
 
 
 __all__ = ["ModelName", "Version"]

@@ -92,12 +92,27 @@ class Stable(BaseModel):
     version: Version
 
 
+class Fault(BaseModel):
+    """Failure injected into the canary's requests, for game days and for proving that the
+    rollout analysis rolls a failing canary back (like a service mesh's fault injection).
+    Off unless set, in the routing file or through the authenticated admin API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_ratio: float = Field(
+        0.0, ge=0, le=1, description="Share of canary requests answered 500 injected_fault."
+    )
+    delay_ratio: float = Field(0.0, ge=0, le=1, description="Share of canary requests delayed.")
+    delay_ms: int = Field(0, ge=0, le=10_000, description="How long a delayed request waits.")
+
+
 class Canary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: Version
     weight: float = Field(0.0, ge=0, le=100, description="Percent of entities sent here.")
     analysis: Analysis = Field(default_factory=Analysis)
+    fault: Fault | None = Field(None, description="Injected failure (testing only).")
 
 
 class ModelRoute(BaseModel):
@@ -195,11 +210,13 @@ def updated_route(
     canary: str | None = None,
     weight: float | None = None,
     clear_canary: bool = False,
+    fault: Fault | None = None,
+    clear_fault: bool = False,
 ) -> ModelRoute:
     """``current`` with the given changes; unset ones keep their value. Raises ConfigError.
 
-    A canary version that changes starts at weight 0 unless a weight is given; the analysis
-    thresholds stay with the model.
+    A canary version that changes starts at weight 0 unless a weight is given, and without the
+    previous canary's injected fault; the analysis thresholds stay with the model.
     """
     stable = stable or (current.stable.version if current else None)
     if stable is None:
@@ -211,10 +228,20 @@ def updated_route(
         if version is None and weight:
             raise ConfigError(f"{model} has no canary: give a canary version")
         if version is not None:
+            same = previous is not None and previous.version == version
             if weight is None:
-                weight = previous.weight if previous and previous.version == version else 0.0
+                weight = previous.weight if same else 0.0  # type: ignore[union-attr]
             analysis = previous.analysis if previous else Analysis()
-            new_canary = Canary(version=version, weight=weight, analysis=analysis)
+            if fault is None and same and not clear_fault:
+                fault = previous.fault  # type: ignore[union-attr]
+            new_canary = Canary(
+                version=version,
+                weight=weight,
+                analysis=analysis,
+                fault=None if clear_fault else fault,
+            )
+    if fault is not None and new_canary is None:
+        raise ConfigError(f"{model} has no canary to inject a fault into: give a canary version")
     if new_canary is not None and new_canary.version == stable:
         raise ConfigError(f"canary and stable are both version {stable}")
     return ModelRoute(stable=Stable(version=stable), canary=new_canary)

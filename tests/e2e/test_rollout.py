@@ -212,6 +212,37 @@ def test_a_bad_canary_is_rolled_back_within_interval_times_threshold_plus_one(
     assert routes.json()["canary_weight"] == 0
 
 
+@pytest.mark.slow
+def test_a_canary_failing_a_tenth_of_its_requests_is_rolled_back(stack: Stack) -> None:
+    """Injected errors (the routing entry's canary.fault, set through the admin API while the
+    step runs): the error-ratio check fails the canary and rolls it back."""
+    stable = stack.aliases()["champion"]
+    canary = next(r["canary"] for r in reversed(stack.history()) if r["canary"])
+    assert canary != stable
+    # Judged on errors alone: the score and latency checks are off for this canary.
+    relaxed = ["--max-score-psi", "100", "--max-p99-ratio", "100"]
+    with stack.load() as load:
+        time.sleep(10)
+        stack.run("rollout", "start", MODEL, "--version", canary, "--steps", "20,100",
+                  "--interval", str(INTERVAL_S), "--max-failures", str(MAX_FAILURES),
+                  "--min-requests", "20", *relaxed)  # fmt: skip
+        stack.run("serve", "route", MODEL, "--fault-error-ratio", "0.1")
+        status = wait_for(stack, {"succeeded", "failed", "aborted"}, timeout_s=180)
+    stack.run("serve", "route", MODEL, "--clear-fault")
+    assert status["status"] == "failed", status["reason"]
+    assert "error_ratio" in status["reason"], status["reason"]
+    assert stack.aliases()["champion"] == stable
+    rolled_back = [r for r in stack.history() if r["event"] == "rolled_back"][-1]
+    assert rolled_back["canary"] == canary and "error_ratio" in rolled_back["reason"]
+    # Only canary customers saw the injected 500s: about a tenth of the canary's fifth.
+    failed = [o for o in load.outcomes if o.status != 200]
+    assert failed and all(o.status == 500 for o in failed)
+    assert {o.body["error"]["code"] for o in failed} == {"injected_fault"}
+    served = served_versions(load)
+    assert all(route == "stable" or version == canary for version, route in served)
+    assert len(failed) < 0.2 * len(load.outcomes)
+
+
 def fast_drift_rules() -> str:
     (alert,) = [a for a in rules.drift(rules.THRESHOLDS).alerts if a.name == "ShipyardDataDrift"]
     fast = {"alert": FAST_DRIFT_ALERT, "expr": alert.expr, "for": "0s"}

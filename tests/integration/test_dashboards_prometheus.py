@@ -78,6 +78,7 @@ def loaded(served: Served) -> Iterator[Served]:
         # the rollout loop's registry and pipeline exporter
         metrics.MODEL_AGE,
         metrics.PIPELINE_LAST_SUCCESS,
+        metrics.PIPELINE_LAST_DURATION,
     ]
     while any(not results(prometheus, expr) for expr in needed):
         assert time.monotonic() < deadline, f"no data within 90 s for {needed}"

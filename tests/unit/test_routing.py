@@ -91,6 +91,23 @@ def test_updated_route_keeps_what_is_not_changed() -> None:
         routing.updated_route("m", current, stable="2")
 
 
+def test_an_injected_fault_stays_with_its_canary_until_cleared() -> None:
+    fault = routing.Fault(error_ratio=0.1)
+    faulty = routing.updated_route("m", route(weight=20), fault=fault)
+    assert faulty.canary.fault == fault and faulty.canary.weight == 20
+    assert routing.updated_route("m", faulty, weight=50).canary.fault == fault
+    assert routing.updated_route("m", faulty, clear_fault=True).canary.fault is None
+    assert routing.updated_route("m", faulty, canary="3").canary.fault is None  # a new canary
+    with pytest.raises(ConfigError, match="no canary to inject a fault into"):
+        routing.updated_route("m", ModelRoute(stable=Stable(version="1")), fault=fault)
+    text = (
+        "models:\n  m:\n    stable: {version: '1'}\n"
+        "    canary: {version: '2', fault: {error_ratio: 2}}\n"
+    )
+    with pytest.raises(ConfigError, match="canary.fault.error_ratio"):
+        routing.parse(text)
+
+
 def test_router_refuses_a_bad_file_and_keeps_serving(tmp_path: Path) -> None:
     path = tmp_path / "routing.yaml"
     seen: list[str] = []

@@ -97,15 +97,49 @@ def route_command(
         float | None, typer.Option(min=0, max=100, help="Canary weight, percent of entities.")
     ] = None,
     clear_canary: Annotated[bool, typer.Option(help="Remove the canary.")] = False,
+    fault_error_ratio: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Testing: share of canary requests answered 500."),
+    ] = None,
+    fault_delay_ms: Annotated[
+        int | None, typer.Option(min=0, max=10_000, help="Testing: delay of delayed requests.")
+    ] = None,
+    fault_delay_ratio: Annotated[
+        float, typer.Option(min=0, max=1, help="Testing: share of canary requests delayed.")
+    ] = 1.0,
+    clear_fault: Annotated[bool, typer.Option(help="Stop injecting failures.")] = False,
 ) -> None:
-    """Change a model's stable version, canary version or canary weight.
+    """Change a model's stable version, canary version or canary weight, or inject failures
+    into its canary (game days; proving the rollout analysis rolls a failing canary back).
 
-    Example: send 20% of customers to v4:  shipyard serve route fraud-scoring --canary 4 --weight 20
+    Examples:
+
+    \b
+      send 20% of customers to v4:   shipyard serve route fraud-scoring --canary 4 --weight 20
+      fail 10% of canary requests:   shipyard serve route fraud-scoring --fault-error-ratio 0.1
+      stop:                          shipyard serve route fraud-scoring --clear-fault
     """
-    if stable is None and canary is None and weight is None and not clear_canary:
-        raise ConfigError("nothing to change: give --stable, --canary, --weight or --clear-canary")
+    fault = None
+    if fault_error_ratio is not None or fault_delay_ms is not None:
+        fault = routing.Fault(
+            error_ratio=fault_error_ratio or 0.0,
+            delay_ms=fault_delay_ms or 0,
+            delay_ratio=fault_delay_ratio if fault_delay_ms else 0.0,
+        )
+    if (stable, canary, weight, fault) == (None,) * 4 and not (clear_canary or clear_fault):
+        raise ConfigError(
+            "nothing to change: give --stable, --canary, --weight, --clear-canary or a --fault-… "
+            "option"
+        )
     _change_route(
-        load_settings(), model, stable=stable, canary=canary, weight=weight, clear=clear_canary
+        load_settings(),
+        model,
+        stable=stable,
+        canary=canary,
+        weight=weight,
+        clear=clear_canary,
+        fault=fault,
+        clear_fault=clear_fault,
     )
 
 
@@ -124,12 +158,16 @@ def _change_route(
     weight: float | None = None,
     clear: bool = False,
     keep_canary: bool = True,
+    fault: routing.Fault | None = None,
+    clear_fault: bool = False,
 ) -> None:
     update = {
         "stable_version": stable,
         "canary_version": canary,
         "canary_weight": weight,
         "clear_canary": clear or not keep_canary,
+        "canary_fault": fault.model_dump() if fault else None,
+        "clear_fault": clear_fault,
     }
     via = _via_gateway(settings, model, update)
     if via is None:
@@ -151,7 +189,8 @@ def _via_gateway(settings: Settings, model: str, update: dict) -> str | None:
     key = admin_keys(settings)[0]
     response = httpx.put(
         f"{url}/v1/admin/routes/{model}",
-        json={k: v for k, v in update.items() if v is not None},
+        # Only what changes: unset options are the API's defaults.
+        json={k: v for k, v in update.items() if v not in (None, False)},
         headers={"X-API-Key": key},
         timeout=30,
     )
@@ -174,6 +213,8 @@ def _via_file(settings: Settings, model: str, update: dict) -> str:
         canary=update["canary_version"],
         weight=update["canary_weight"],
         clear_canary=update["clear_canary"],
+        fault=routing.Fault(**update["canary_fault"]) if update["canary_fault"] else None,
+        clear_fault=update["clear_fault"],
     )
     layout = StateLayout(settings.state_dir)
     reason = "changed by `shipyard serve`"
@@ -185,15 +226,19 @@ def _via_file(settings: Settings, model: str, update: dict) -> str:
 
 def _show(table: RoutingTable, title: str = "routing") -> None:
     view = Table(title=title, box=None)
-    for column in ("model", "stable", "canary", "weight %"):
+    for column in ("model", "stable", "canary", "weight %", "injected fault"):
         view.add_column(column)
     for name, route in sorted(table.models.items()):
         canary = route.canary
+        fault = canary.fault if canary else None
         view.add_row(
             name,
             route.stable.version,
             canary.version if canary else "-",
             f"{canary.weight:g}" if canary else "0",
+            f"{fault.error_ratio:.0%} errors, {fault.delay_ratio:.0%} +{fault.delay_ms} ms"
+            if fault
+            else "-",
         )
     if not table.models:
         out.print("no model is routed yet: `shipyard serve publish MODEL --alias champion`")

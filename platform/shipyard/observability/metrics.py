@@ -292,6 +292,8 @@ MODEL_AGE = f"{NAMESPACE}_model_age_seconds"
 PIPELINE_RUNS = f"{NAMESPACE}_pipeline_runs_total"
 # Gauge: Unix time of the pipeline's last successful run.
 PIPELINE_LAST_SUCCESS = f"{NAMESPACE}_pipeline_last_success_timestamp_seconds"
+# Gauge: wall time of the pipeline's last successful run.
+PIPELINE_LAST_DURATION = f"{NAMESPACE}_pipeline_last_duration_seconds"
 
 EXPORTER_LABELS: dict[str, tuple[str, ...]] = {
     FEATURE_PSI: ("model", "version", "feature"),
@@ -302,6 +304,7 @@ EXPORTER_LABELS: dict[str, tuple[str, ...]] = {
     MODEL_AGE: ("model", "alias"),
     PIPELINE_RUNS: ("pipeline", "status"),
     PIPELINE_LAST_SUCCESS: ("pipeline",),
+    PIPELINE_LAST_DURATION: ("pipeline",),
 }
 PIPELINE_SUCCEEDED, PIPELINE_FAILED = "succeeded", "failed"
 

@@ -503,7 +503,7 @@ def pipelines() -> Dashboard:
     return Dashboard(
         "pipelines",
         "Shipyard / Pipelines and registry",
-        "Training pipeline runs and failures, time since the last good run, the age and "
+        "Training pipeline runs, durations and failures, time since the last good run, the age and "
         "evaluation of registered versions, canary analysis, and the versions serving.",
         (
             Row(
@@ -547,6 +547,12 @@ def pipelines() -> Dashboard:
                         kind="stat",
                         width=6,
                         thresholds=(T.pipeline_window_s,),
+                    ),
+                    Panel(
+                        "Duration of the last successful run",
+                        "Wall time of each pipeline's latest successful run, end to end.",
+                        (q(f"max by (pipeline) ({m.PIPELINE_LAST_DURATION})", "{{pipeline}}"),),
+                        unit="s",
                     ),
                 ),
             ),

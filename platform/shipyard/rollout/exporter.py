@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 PIPELINE = "training"  # the pipeline whose runs log to MLflow (pipelines/training.py)
 EVALUATION_METRIC = "holdout.roc_auc"  # what the evaluate step logs for the candidate
+# The whole run's wall time, logged by local runs (commands/pipeline.py); without it (a KFP
+# cluster run) the MLflow run's own span stands in, train to register.
+WALL_TIME_METRIC = "pipeline.wall_seconds"
 # MLflow run states: a pipeline run is one MLflow training run (tagged pipeline_run_id).
 FINISHED, FAILED_STATES = "FINISHED", ("FAILED", "KILLED")
 
@@ -36,6 +39,7 @@ class RegistrySnapshot:
     evaluation_auc: dict[tuple[str, str], float] = field(default_factory=dict)  # (model, version)
     runs: dict[str, int] = field(default_factory=dict)  # status -> count
     last_success: float | None = None
+    last_duration: float | None = None  # seconds, of the last successful run
 
 
 def read_registry(mlflow: MlflowRest) -> RegistrySnapshot:
@@ -58,11 +62,23 @@ def read_registry(mlflow: MlflowRest) -> RegistrySnapshot:
         if info["status"] == FINISHED:
             counts[m.PIPELINE_SUCCEEDED] += 1
             ended = int(info.get("end_time") or 0) / 1000
-            snapshot.last_success = max(snapshot.last_success or 0, ended)
+            if ended >= (snapshot.last_success or 0):
+                snapshot.last_success = ended
+                snapshot.last_duration = _wall_seconds(run)
         elif info["status"] in FAILED_STATES:
             counts[m.PIPELINE_FAILED] += 1
     snapshot.runs = counts
     return snapshot
+
+
+def _wall_seconds(run: dict) -> float | None:
+    for metric in run.get("data", {}).get("metrics", []):
+        if metric["key"] == WALL_TIME_METRIC:
+            return float(metric["value"])
+    info = run["info"]
+    if info.get("start_time") and info.get("end_time"):
+        return (int(info["end_time"]) - int(info["start_time"])) / 1000
+    return None
 
 
 class LoopCollector:
@@ -124,6 +140,14 @@ class LoopCollector:
             )
             last.add_metric([PIPELINE], snapshot.last_success)
             yield last
+        if snapshot.last_duration is not None:
+            took = GaugeMetricFamily(
+                m.PIPELINE_LAST_DURATION,
+                "Wall time of the pipeline's last successful run.",
+                labels=list(m.EXPORTER_LABELS[m.PIPELINE_LAST_DURATION]),
+            )
+            took.add_metric([PIPELINE], snapshot.last_duration)
+            yield took
 
 
 def loop_registry(collector: LoopCollector) -> CollectorRegistry:
