@@ -232,8 +232,12 @@ def test_a_canary_failing_a_tenth_of_its_requests_is_rolled_back(stack: Stack) -
     assert status["status"] == "failed", status["reason"]
     assert "error_ratio" in status["reason"], status["reason"]
     assert stack.aliases()["champion"] == stable
-    rolled_back = [r for r in stack.history() if r["event"] == "rolled_back"][-1]
+    history = stack.history()
+    rolled_back = [r for r in history if r["event"] == "rolled_back"][-1]
+    started = [r for r in history if r["event"] == "started"][-1]
     assert rolled_back["canary"] == canary and "error_ratio" in rolled_back["reason"]
+    took = datetime.fromisoformat(rolled_back["time"]) - datetime.fromisoformat(started["time"])
+    assert took.total_seconds() <= INTERVAL_S * (MAX_FAILURES + 1) + 1 + 5, took
     # Only canary customers saw the injected 500s: about a tenth of the canary's fifth.
     failed = [o for o in load.outcomes if o.status != 200]
     assert failed and all(o.status == 500 for o in failed)

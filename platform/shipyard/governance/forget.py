@@ -123,8 +123,13 @@ class Forgetter:
         subject = self.subject(customer_id)
         with self._exclusive():
             registry = self._registry()
-            before = self.remaining(customer_id)  # every store reachable, or nothing is touched
-            registry.registered_models()
+            try:  # every store answers, or nothing is touched
+                before = self.remaining(customer_id)
+                registry.registered_models()
+            except ShipyardError as exc:
+                raise ShipyardError(
+                    f"{exc}; nothing was erased: start the stack (`make up`) and run again"
+                ) from None
             journal = self._journal(subject)
             if journal.get("completed_at") and not any(before.values()):
                 report = ErasureReport(journal["erasure_id"], already_done=True)
