@@ -684,8 +684,8 @@ def test_forget_erases_a_served_customer_everywhere(served: Served) -> None:
     stable_only(served)
     customer, other = served.known[-1], served.known[0]
     with httpx.Client(headers=keyed(), timeout=10) as client:
-        for _ in range(3):
-            assert client.post(served.predict_url(), json=body(customer)).status_code == 200
+        answers = [client.post(served.predict_url(), json=body(customer)) for _ in range(3)]
+    assert all(a.status_code == 200 for a in answers)
     records = count_records(audit_dir(served.settings))
 
     done = shipyard(served.env, "forget", "--customer", str(customer), "--json", timeout_s=300)
@@ -710,3 +710,15 @@ def test_forget_erases_a_served_customer_everywhere(served: Served) -> None:
     assert count_records(audit_dir(served.settings)) == records + 1  # the gateway writes on
     again = shipyard(served.env, "forget", "--customer", str(customer))
     assert again.returncode == 0 and "already erased" in again.stdout
+    # The erasure is audited, and an erased prediction still resolves to its lineage.
+    trail = json.loads(shipyard(served.env, "audit", "erasures", "--json").stdout)
+    assert [(e["event"], e["erasure_id"]) for e in trail] == [
+        ("started", report["erasure_id"]),
+        ("completed", report["erasure_id"]),
+    ]
+    prediction = answers[0].json()["predictions"][0]["prediction_id"]
+    looked_up = shipyard(served.env, "audit", "request", prediction, "--json")
+    assert looked_up.returncode == 0, looked_up.stderr
+    (record,) = json.loads(looked_up.stdout)
+    assert record["erased"]["erasure_id"] == report["erasure_id"]
+    assert "customer_id" not in record and record["lineage"]["run_id"]

@@ -94,7 +94,10 @@ def request_command(
         out.print(f"[bold]{record['prediction_id']}[/bold] (request {record['request_id']})")
         lineage = record.pop("lineage")
         for key in ("ts", "model", "version", "route", "backend", "score", "customer_id"):
-            out.print(f"  {key:<16} {record.get(key)}")
+            if key in record:
+                out.print(f"  {key:<16} {record[key]}")
+        if "erased" in record:  # a tombstone: the person's fields went with an erasure
+            out.print(f"  {'erased by':<16} {record['erased']['erasure_id']}")
         for key, value in sorted(lineage.items()):
             out.print(f"  {key:<16} {value}")
 
@@ -109,6 +112,40 @@ def _lineage(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
         return dict(read_metadata(folder).get("lineage", {}))
     except VersionNotPublished as exc:
         return {"unresolved": str(exc)}
+
+
+@app.command("erasures")
+def erasures_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The erasure trail: every `shipyard forget`, started and completed, who, when, rows
+    removed per store and the model versions tagged for retraining. Subjects appear as keyed
+    hashes, never as ids.
+    """
+    from shipyard.governance.forget import read_trail
+
+    events = read_trail(StateLayout(load_settings().state_dir))
+    if as_json:
+        print(json.dumps(events))
+        return
+    if not events:
+        out.print("no erasure yet (`shipyard forget --customer ID`)")
+        return
+    view = Table(box=None, padding=(0, 2))
+    for column in ("time", "erasure", "event", "by", "subject", "removed", "retrain"):
+        view.add_column(column, overflow="fold")
+    for event in events:
+        removed = event.get("removed") or {}
+        view.add_row(
+            event["ts"][:19] + "Z",
+            event["erasure_id"],
+            event["event"],
+            event.get("actor", ""),
+            event["subject"][:12] + "…",
+            ", ".join(f"{store} {count:,}" for store, count in removed.items() if count),
+            ", ".join(event.get("models") or []),
+        )
+    out.print(view)
 
 
 @app.command("index")
