@@ -59,13 +59,29 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}x"
 
 
-def _max_rate(value: dict | None, lowest: float | None) -> str:
-    """A ladder's best rate; none passing reads "< lowest rate tried"."""
+def _max_rate(value: dict | None, lowest: float | None, highest: float | None = None) -> str:
+    """A ladder's best rate; none passing reads "< lowest rate tried", the top rung passing
+    "≥ highest rate tried" (the ladder stopped, not the contender)."""
     if not value or value.get("median") is None:
         return "—"
     if value["max"] == 0 and lowest:
         return f"< {lowest:.0f}"
+    if highest and value["median"] >= highest:
+        return f"≥ {highest:.0f}"
     return _with_spread(value, 0)
+
+
+def _max_ratio(ours: float | None, theirs: float | None, highest: float | None) -> str:
+    """Shipyard's max rate ÷ the contender's; a rate at the ladder's top is only a lower bound,
+    so the ratio is one too (≥ when ours is, ≤ when theirs is, unknown when both are)."""
+    ours_top = bool(highest and ours and ours >= highest)
+    theirs_top = bool(highest and theirs and theirs >= highest)
+    if ours_top and theirs_top:
+        return "both at the top rung"
+    ratio = _ratio(ours, theirs)
+    if ratio in ("—", "∞"):
+        return ratio
+    return ("≥ " if ours_top else "≤ " if theirs_top else "") + ratio
 
 
 def _status(entry: dict) -> str:
@@ -93,6 +109,7 @@ def comparison(data: dict, reference: str = "shipyard") -> list[str]:
     our_max = _median(ours.get("max_rate"))
     rates = (data.get("profile") or {}).get("rates") or []
     lowest = min(rates) if rates else None
+    highest = max(rates) if rates else None
     lines = [
         f"| contender | p99 ms at 500 req/s (spread) | Shipyard p99 ÷ this | max req/s at p99 ≤ "
         f"{SLO_P99_MS:.0f} ms (spread) | Shipyard max ÷ this | p50 ms at 500/s | achieved req/s "
@@ -108,8 +125,8 @@ def comparison(data: dict, reference: str = "shipyard") -> list[str]:
         lines.append(
             f"| {label} | {_with_spread(entry.get('p99_at_500'))} | "
             f"{_ratio(our_p99, _median(entry.get('p99_at_500')))} | "
-            f"{_max_rate(entry.get('max_rate'), lowest)} | "
-            f"{_ratio(our_max, _median(entry.get('max_rate')))} | "
+            f"{_max_rate(entry.get('max_rate'), lowest, highest)} | "
+            f"{'1.00x' if name == reference else _max_ratio(our_max, _median(entry.get('max_rate')), highest)} | "
             f"{fmt(_median(p50))} | {fmt(_median(at500.get('achieved_rps')), 0)} | "
             f"{fmt(_median(entry.get('cpu_us_at_500')), 0)} | "
             f"{at500.get('errors', '—')} | {_status(entry)} |"
