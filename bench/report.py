@@ -119,6 +119,8 @@ def comparison(data: dict, reference: str = "shipyard") -> list[str]:
     for name, entry in contenders.items():
         at500 = (entry.get("points") or {}).get("500.0", {})
         p50 = at500.get("p50_ms")
+        their_max = _median(entry.get("max_rate"))
+        max_ratio = "1.00x" if name == reference else _max_ratio(our_max, their_max, highest)
         label = f"**{name}**" if entry.get("kind") == "shipyard" else name
         if entry.get("kind") == "floor":
             label += " (floor)"
@@ -126,7 +128,7 @@ def comparison(data: dict, reference: str = "shipyard") -> list[str]:
             f"| {label} | {_with_spread(entry.get('p99_at_500'))} | "
             f"{_ratio(our_p99, _median(entry.get('p99_at_500')))} | "
             f"{_max_rate(entry.get('max_rate'), lowest, highest)} | "
-            f"{'1.00x' if name == reference else _max_ratio(our_max, _median(entry.get('max_rate')), highest)} | "
+            f"{max_ratio} | "
             f"{fmt(_median(p50))} | {fmt(_median(at500.get('achieved_rps')), 0)} | "
             f"{fmt(_median(entry.get('cpu_us_at_500')), 0)} | "
             f"{at500.get('errors', '—')} | {_status(entry)} |"
@@ -152,6 +154,8 @@ def batching(data: dict) -> list[str]:
                 f"{fmt(_median(point['achieved_rps']), 0)}, {fmt(_median(point['p99_ms']))}"
                 + (f" ({point['errors']} err)" if point["errors"] else "")
             )
+        their_max = _median(entry.get("max_rate"))
+        max_ratio = "1.00x" if name == reference else _max_ratio(our_max, their_max, highest)
         label = f"**{name}**" if entry.get("kind") == "shipyard" else name
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_status(entry)} |")
     return lines
