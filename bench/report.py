@@ -154,8 +154,6 @@ def batching(data: dict) -> list[str]:
                 f"{fmt(_median(point['achieved_rps']), 0)}, {fmt(_median(point['p99_ms']))}"
                 + (f" ({point['errors']} err)" if point["errors"] else "")
             )
-        their_max = _median(entry.get("max_rate"))
-        max_ratio = "1.00x" if name == reference else _max_ratio(our_max, their_max, highest)
         label = f"**{name}**" if entry.get("kind") == "shipyard" else name
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_status(entry)} |")
     return lines
