@@ -40,7 +40,8 @@ def main() -> None:
         if "b2" not in skip:
             steps.append(("B2 feature lookup", [PY, "bench/feature_lookup.py"]))
         if "b6" not in skip:
-            steps.append(("B6 pipeline overhead", [PY, "bench/pipeline_overhead.py"]))
+            b6 = ["--repeats", "3", "--json", "bench/results/b6_pipeline_overhead.json"]
+            steps.append(("B6 pipeline overhead", [PY, "bench/pipeline_overhead.py", *b6]))
     report = [PY, "-m", "bench.report", "--publish", str(ROOT / "bench" / "latest")]
     if args.readme:
         report.append("--readme")
