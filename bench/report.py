@@ -162,7 +162,9 @@ def pipeline_overhead(data: dict) -> list[str]:
             continue
         times = f"| {step} | {row['script']:.2f} | {row['kfp']:.2f} |"
         lines.append(
-            f"{times} {row['kfp'] / row['script']:.2f}x |" if row["script"] else f"{times} — |"
+            f"{times} {row['kfp'] / row['script']:.2f}x |"
+            if row["script"] >= 0.005
+            else f"{times} — |"
         )
     lines += [
         f"| **total** | {total['script']:.2f} | {total['kfp']:.2f} | **{ratio:.2f}x** |",
