@@ -12,6 +12,9 @@ against the gateway's score for the same body):
 * ``fastapi+feast-sdk``: FastAPI + the Feast SDK's ``get_online_features`` on the same store +
   in-process ONNX Runtime in one process (``bench/peers/servers/fastapi_feast_ort.py``); no
   metrics, no audit.
+* ``feast-server+mlserver``: the two-hop way (``bench/peers/servers/feast_mlserver.py``): a
+  small FastAPI front calls Feast's feature server (``feast serve``) for the features, then
+  MLServer (its own environment, the same ONNX model) for the score; no metrics, no audit.
 * ``floor``: ``bench/floor_server.py``, the same store reads + in-process ONNX Runtime + an HTTP
   echo with every avoidable layer removed.
 * B5 ``shipyard (metrics+audit off)``: the same gateway and stack with the audit append, the
@@ -26,8 +29,7 @@ audit+metrics cost per prediction timed in a loop.
     .venv/bin/python -m bench.gateway_e2e [--quick] [--rates 100,250,500,750,1000]
 
 The stack is started in a temporary state dir, bootstrapped (data, features, a 100-tree model
-from the training pipeline, published) and stopped at the end. The Feast-server + MLServer
-two-hop peer of B3 is not written yet (see bench/README.md).
+from the training pipeline, published) and stopped at the end.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from bench.harness import Contender, ContenderFailed  # noqa: E402
 from bench.model_artifact import first_numbers  # noqa: E402
+from bench.peers import envs  # noqa: E402
 from shipyard.settings import Settings  # noqa: E402
 from shipyard.stack import control  # noqa: E402
 from shipyard.stack.layout import StateLayout  # noqa: E402
@@ -192,9 +195,15 @@ def main() -> None:
             "stable_version"
         ]
         model_dir = StateLayout(settings.state_dir).triton_models / MODEL / version
+        two_hop = envs.ensure("mlserver", log=say)
         contenders = build_contenders(settings, env, state, gateway_url, bodies, scores,
-                                      model_dir)  # fmt: skip
+                                      model_dir, work, two_hop)  # fmt: skip
         results: dict[str, dict] = {}
+        if not two_hop.ok:  # reported, never dropped
+            results[TWO_HOP] = {"kind": "peer", "group": "B3", "note": TWO_HOP_NOTE,
+                                "versions": {}, "reps": [],
+                                "error": f"not installed: {two_hop.error}"}  # fmt: skip
+            contenders = [c for c in contenders if c.name != TWO_HOP]
         for contender in contenders:
             entry = results[contender.name] = {
                 "kind": contender.kind, "group": "B5" if "off" in contender.name else "B3",
@@ -244,7 +253,8 @@ def main() -> None:
                 "description": (
                     "The gateway as `make up` runs it (Feast SQLite online store, Triton, "
                     "metrics, audit) and with its in-process backend; FastAPI + Feast SDK + "
-                    "ONNX Runtime in one process; the floor (the same store reads + ONNX Runtime "
+                    "ONNX Runtime in one process; `feast serve` + MLServer (two HTTP hops behind "
+                    "a small FastAPI front); the floor (the same store reads + ONNX Runtime "
                     "+ a raw HTTP echo). Same bodies for all; answers checked against the "
                     f"gateway's scores. Open-loop load at {', '.join(str(int(r)) for r in rates)} "
                     f"req/s ({profile['seconds']} s after {profile['warmup']} s warm-up), "
@@ -265,8 +275,20 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+TWO_HOP = "feast-server+mlserver"
+TWO_HOP_NOTE = "two hops: `feast serve` for features, then MLServer for the model"
+
+
 def build_contenders(
-    settings, env, state, gateway_url, bodies, scores, model_dir: Path
+    settings,
+    env,
+    state,
+    gateway_url,
+    bodies,
+    scores,
+    model_dir: Path,
+    work: Path,
+    mlserver: envs.PeerEnv,
 ) -> list[Contender]:
     from shipyard import __version__
 
@@ -278,7 +300,8 @@ def build_contenders(
 
     components = state.components if hasattr(state, "components") else {}
     pids = [components[c].pid for c in ("gateway", "triton") if c in components]
-    port_inprocess, port_off, port_floor, port_peer = free_ports(4)
+    port_inprocess, port_off, port_floor, port_peer, port_two_hop = free_ports(5)
+    servers = ROOT / "bench" / "peers" / "servers"
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop",
                "--http", "httptools", "--no-access-log", "--log-level", "warning",
                "--factory"]  # fmt: skip
@@ -301,6 +324,14 @@ def build_contenders(
                   env=env, cwd=ROOT, check=check, kind="peer",
                   versions=_versions("fastapi", "feast", "onnxruntime"),
                   note="one process: FastAPI + Feast get_online_features + ONNX Runtime"),
+        Contender(TWO_HOP, f"http://127.0.0.1:{port_two_hop}/predict", bodies,
+                  argv=[sys.executable, str(servers / "feast_mlserver.py"),
+                        "--port", str(port_two_hop), "--model-dir", str(model_dir),
+                        "--mlserver-python", str(mlserver.python),
+                        "--work-dir", str(work / "two-hop")],
+                  env=env, cwd=ROOT, check=check, kind="peer",
+                  versions={**_versions("feast"), **(mlserver.versions or {})},
+                  note=TWO_HOP_NOTE),
         Contender("floor", f"http://127.0.0.1:{port_floor}/", bodies,
                   argv=[sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port",
                         str(port_floor), "--state-dir", str(settings.state_dir),
