@@ -383,6 +383,10 @@ def ladder(
         )
         misses = 0 if row["passes"] else misses + 1
         saturated = saturated or row["achieved_rps"] < 0.9 * rate or row["p99_ms"] > 5 * SLO_P99_MS
+        if not row["passes"]:
+            # An overloaded server keeps working off requests its clients gave up on: let it
+            # drain, or it burns the shared core under the next measurement.
+            settle(running.roots, max_s=30)
     return rows
 
 
