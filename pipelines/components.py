@@ -29,6 +29,8 @@ def ingest(raw: Input[Dataset]) -> str:
 
     from shipyard.training import steps
 
+    steps.exit_when_output_written()
+
     lineage = steps.ingest(Path(raw.path))
     raw.metadata.update(lineage)
     print(f"raw data {lineage['path']}: {lineage['rows']:,} rows, {lineage['digest']}")
@@ -43,6 +45,8 @@ def validate(raw: Input[Dataset], as_of: str, report: Output[Markdown]):
 
     from shipyard.settings import load_settings
     from shipyard.training import steps
+
+    steps.exit_when_output_written()
 
     when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
     text = steps.validate(load_settings(), Path(raw.path), when)
@@ -59,6 +63,8 @@ def redact(raw: Input[Dataset], as_of: str, clean: Output[Dataset]):
     from shipyard.settings import load_settings
     from shipyard.training import steps
 
+    steps.exit_when_output_written()
+
     when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
     manifest = steps.redact(load_settings(), Path(raw.path), Path(clean.path), when)
     clean.metadata.update({"rows": manifest["rows"], "digest": manifest["digest"]})
@@ -72,6 +78,8 @@ def training_set(clean: Input[Dataset], feature_service: str, training: Output[D
 
     from shipyard.settings import load_settings
     from shipyard.training import steps
+
+    steps.exit_when_output_written()
 
     manifest = steps.training_set(
         load_settings(), Path(clean.path), feature_service, Path(training.path)
@@ -98,6 +106,8 @@ def train(
 
     from shipyard.settings import load_settings
     from shipyard.training import steps
+
+    steps.exit_when_output_written()
 
     params = {
         "n_estimators": n_estimators,
@@ -128,6 +138,8 @@ def evaluate(
     from shipyard.settings import load_settings
     from shipyard.training import steps
 
+    steps.exit_when_output_written()
+
     result = steps.evaluate(
         load_settings(),
         Path(training.path),
@@ -156,6 +168,8 @@ def gate(
 
     from shipyard.settings import load_settings
     from shipyard.training import steps
+
+    steps.exit_when_output_written()
 
     policy = {
         "max_auc_drop": max_auc_drop,
@@ -189,6 +203,8 @@ def register(
     from shipyard.settings import load_settings
     from shipyard.training import steps
 
+    steps.exit_when_output_written()
+
     params = {
         "n_estimators": n_estimators,
         "learning_rate": learning_rate,
@@ -220,6 +236,8 @@ def export(model_name: str, version: str, model: Input[Model], training: Input[D
     from shipyard.settings import load_settings
     from shipyard.training import steps
 
+    steps.exit_when_output_written()
+
     result = steps.export(
         load_settings(), model_name, version, Path(model.path), Path(training.path)
     )
@@ -232,6 +250,8 @@ def mark_challenger(model_name: str, version: str, exported: str) -> str:
     """Alias the version ``challenger`` (and ``champion`` when there is none yet)."""
     from shipyard.settings import load_settings
     from shipyard.training import steps
+
+    steps.exit_when_output_written()
 
     result = steps.mark_challenger(load_settings(), model_name, version)
     print(f"{model_name} v{version}: {', '.join(result['aliases'])}")

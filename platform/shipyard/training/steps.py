@@ -53,6 +53,40 @@ def code_version() -> str:
         return __version__
 
 
+# --- task exit -----------------------------------------------------------------------------
+
+
+def exit_when_output_written() -> None:
+    """Once KFP has written this task's output, end the process without the interpreter's
+    teardown. Called first thing in every component.
+
+    Why: on a loaded machine a native library's thread can abort the process during teardown
+    (libstdc++ "terminate called without an active exception", seen after Arrow's dataset
+    writer ran) *after* the step succeeded and its output was written, and the runner then
+    reports a finished step as failed. The exit happens only when the output file named in
+    ``--executor_input`` exists: a step that raised writes none and exits as usual, with its
+    traceback and a non-zero code. Outside a KFP task this does nothing.
+    """
+    import atexit
+    import json
+    import os
+    import sys
+
+    try:
+        raw = sys.argv[sys.argv.index("--executor_input") + 1]
+        output = json.loads(raw)["outputs"]["outputFile"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        return
+
+    def leave() -> None:
+        if os.path.exists(output):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    atexit.register(leave)
+
+
 # --- ingest, validate, redact --------------------------------------------------------------
 
 
