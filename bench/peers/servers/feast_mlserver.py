@@ -35,22 +35,12 @@ import httpx
 import numpy as np
 import uvicorn
 from fastapi import FastAPI
-from pydantic import BaseModel
+
+# The one-process peer's request model: both B3 peers accept exactly the same body. (This
+# folder is on sys.path: the script runs from it.)
+from fastapi_feast_ort import PredictRequest
 
 HERE = Path(__file__).resolve().parent
-
-
-class Transaction(BaseModel):
-    customer_id: int
-    merchant_id: int
-    amount: float
-    merchant_category: str
-    channel: str
-    device_type: str
-
-
-class PredictRequest(BaseModel):
-    instances: list[Transaction]
 
 
 def free_port() -> int:
