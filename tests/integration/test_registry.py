@@ -18,10 +18,11 @@ from shipyard.training.registry import (
     find_version,
     register,
 )
+from shipyard.training.tracking import MlflowRest, tags_of
 
 
 @pytest.fixture(scope="module")
-def logged(stack: tuple[Settings, StackState]) -> tuple[MlflowClient, str, str]:
+def logged(stack: tuple[Settings, StackState]) -> tuple[MlflowRest, str, str]:
     settings, _ = stack
     mlflow.set_tracking_uri(settings.url("mlflow"))
     rng = np.random.default_rng(0)
@@ -32,35 +33,42 @@ def logged(stack: tuple[Settings, StackState]) -> tuple[MlflowClient, str, str]:
     mlflow.set_experiment("registry-test")
     with mlflow.start_run() as run:
         info = mlflow.lightgbm.log_model(booster, name="model", pip_requirements=["lightgbm"])
-    return MlflowClient(settings.url("mlflow")), run.info.run_id, info.model_uri
+    return MlflowRest(settings.url("mlflow")), run.info.run_id, info.model_uri
 
 
-def test_same_inputs_give_the_same_version(logged: tuple[MlflowClient, str, str]) -> None:
-    client, run_id, uri = logged
+def test_same_inputs_give_the_same_version(logged: tuple[MlflowRest, str, str]) -> None:
+    rest, run_id, uri = logged
     owner = Ownership("alice", "fraud-risk")
-    first, created = register(client, "reg-idem", uri, run_id, owner, {"k": "v"}, "print-1")
-    again, created_again = register(client, "reg-idem", uri, run_id, owner, {"k": "v"}, "print-1")
-    assert created and not created_again and again.version == first.version
-    other, created_other = register(client, "reg-idem", uri, run_id, owner, {"k": "v"}, "print-2")
-    assert created_other and other.version != first.version
-    assert first.tags["owner"] == "alice" and first.tags[COMPLETE] == "true"
-    loaded = mlflow.lightgbm.load_model(f"models:/reg-idem/{first.version}")
+    first, created = register(rest, "reg-idem", uri, run_id, owner, {"k": "v"}, "print-1")
+    again, created_again = register(rest, "reg-idem", uri, run_id, owner, {"k": "v"}, "print-1")
+    assert created and not created_again and again["version"] == first["version"]
+    other, created_other = register(rest, "reg-idem", uri, run_id, owner, {"k": "v"}, "print-2")
+    assert created_other and other["version"] != first["version"]
+    tags = tags_of(first)
+    assert tags["owner"] == "alice" and tags["k"] == "v" and tags[COMPLETE] == "true"
+    # What MLflow's own client sees: the registered model, owned, and the version's model.
+    client = MlflowClient(rest.root)
+    assert client.get_registered_model("reg-idem").tags["owner"] == "alice"
+    seen = client.get_model_version("reg-idem", first["version"])
+    assert seen.run_id == run_id and seen.tags[FINGERPRINT] == "print-1"
+    loaded = mlflow.lightgbm.load_model(f"models:/reg-idem/{first['version']}")
     assert loaded.num_trees() == 5
 
 
-def test_a_crash_before_completion_is_redone(logged: tuple[MlflowClient, str, str]) -> None:
-    client, run_id, uri = logged
+def test_a_crash_before_completion_is_redone(logged: tuple[MlflowRest, str, str]) -> None:
+    rest, run_id, uri = logged
+    client = MlflowClient(rest.root)
     client.create_registered_model("reg-crash")
     model_id = uri.removeprefix("models:/")
     # What a crash between create and complete leaves: a version without the completion mark.
     half = client.create_model_version(
         "reg-crash", uri, run_id=run_id, tags={FINGERPRINT: "p"}, model_id=model_id
     )
-    assert find_version(client, "reg-crash", "p") is None  # incomplete ones do not count...
+    assert find_version(rest, "reg-crash", "p") is None  # incomplete ones do not count...
     versions = client.search_model_versions("name = 'reg-crash'")
     assert [v.version for v in versions] == []  # ...and are deleted
-    done, created = register(client, "reg-crash", uri, run_id, Ownership("bob", "risk"), {}, "p")
-    assert created and done.version != half.version and done.tags[COMPLETE] == "true"
+    done, created = register(rest, "reg-crash", uri, run_id, Ownership("bob", "risk"), {}, "p")
+    assert created and done["version"] != half.version and tags_of(done)[COMPLETE] == "true"
 
 
 def test_no_owner_no_registration() -> None:
@@ -68,15 +76,13 @@ def test_no_owner_no_registration() -> None:
         Ownership("", "fraud-risk")
 
 
-def test_rest_client_sets_tags_and_aliases(logged: tuple[MlflowClient, str, str]) -> None:
-    from shipyard.training.tracking import MlflowRest
-
-    client, run_id, uri = logged
-    version, _ = register(client, "reg-rest", uri, run_id, Ownership("a", "b"), {}, "rest")
-    rest = MlflowRest(client.tracking_uri)
+def test_rest_client_sets_tags_and_aliases(logged: tuple[MlflowRest, str, str]) -> None:
+    rest, run_id, uri = logged
+    version, _ = register(rest, "reg-rest", uri, run_id, Ownership("a", "b"), {}, "rest")
     assert rest.alias_version("reg-rest", "champion") is None
     assert rest.alias_version("no-such-model", "champion") is None
-    rest.set_alias("reg-rest", "champion", version.version)
-    assert rest.alias_version("reg-rest", "champion") == version.version
+    assert rest.registered_model("no-such-model") is None
+    rest.set_alias("reg-rest", "champion", version["version"])
+    assert rest.alias_version("reg-rest", "champion") == version["version"]
     rest.set_run_tags(run_id, {"gate": "passed"})
-    assert client.get_run(run_id).data.tags["gate"] == "passed"
+    assert MlflowClient(rest.root).get_run(run_id).data.tags["gate"] == "passed"

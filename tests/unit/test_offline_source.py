@@ -9,13 +9,12 @@ import polars as pl
 import pyarrow.dataset as ds
 import pytest
 
+from shipyard.data.manifest import content_digest, read_manifest
 from shipyard.data.offline_source import (
     ERASING_SUFFIX,
-    content_digest,
     data_sets,
     erase_rows,
     matching_rows,
-    read_manifest,
     read_transactions,
     write_offline_source,
 )

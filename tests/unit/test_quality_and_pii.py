@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from shipyard.data import pii
-from shipyard.data.offline_source import read_manifest, read_transactions, write_offline_source
+from shipyard.data.manifest import read_manifest
+from shipyard.data.offline_source import read_transactions, write_offline_source
 from shipyard.data.prepare import drop_redeliveries, prepare
 from shipyard.data.quality import DataValidationError, transactions_schema, validate
 from shipyard.data.synthetic import SyntheticConfig, generate

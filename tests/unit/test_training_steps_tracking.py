@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from shipyard.errors import ShipyardError
-from shipyard.training import tracking
 from shipyard.training.tracking import MlflowRest
 
 URL = "http://127.0.0.1:5000"
@@ -129,12 +128,6 @@ def test_artifact_urls_resolve_like_mlflow() -> None:
     # Not proxied by the server: the step hands the upload to MLflow's own client.
     for uri in ("s3://bucket/1/r1/artifacts", "/srv/mlflow/1/r1/artifacts", "file:///srv/x"):
         assert MlflowRest(URL)._artifact_url(uri) is None
-
-
-def test_aliases_are_the_registrys() -> None:
-    from shipyard.training import registry
-
-    assert (tracking.CHAMPION, tracking.CHALLENGER) == (registry.CHAMPION, registry.CHALLENGER)
 
 
 def test_import_mlflow_leaves_out_only_feasts_inert_header_plugin() -> None:

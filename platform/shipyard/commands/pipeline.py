@@ -155,8 +155,7 @@ def _require_mlflow(settings: Settings) -> str:
 
 
 def _champion(settings: Settings, model_name: str) -> str | None:
-    from shipyard.training.registry import CHAMPION
-    from shipyard.training.tracking import MlflowRest
+    from shipyard.training.tracking import CHAMPION, MlflowRest
 
     return MlflowRest(_require_mlflow(settings)).alias_version(model_name, CHAMPION)
 
@@ -201,7 +200,7 @@ def _report(settings: Settings, arguments: dict, seconds: float, cpu_seconds: fl
     import mlflow
     from mlflow import MlflowClient
 
-    from shipyard.training.registry import CHALLENGER, alias_version
+    from shipyard.training.tracking import CHALLENGER, MlflowRest
 
     mlflow.set_tracking_uri(settings.url("mlflow"))
     client = MlflowClient()
@@ -210,7 +209,9 @@ def _report(settings: Settings, arguments: dict, seconds: float, cpu_seconds: fl
         [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
     )
     gate = runs[0].data.tags.get("gate.reason", "no gate decision recorded") if runs else ""
-    challenger = alias_version(client, arguments["model_name"], CHALLENGER)
+    challenger = MlflowRest(settings.url("mlflow")).model_version_by_alias(
+        arguments["model_name"], CHALLENGER
+    )
     # What the run cost, measured: CPU seconds of every task at the CPU pool's hourly price.
     cost = cpu_seconds / 3600 * settings.cost.cpu_core_hour
     if runs:
@@ -222,8 +223,8 @@ def _report(settings: Settings, arguments: dict, seconds: float, cpu_seconds: fl
     if runs and runs[0].data.tags.get("gate") == "refused":
         raise ShipyardError(f"the model was not registered: {gate}")
     if challenger is not None:
-        aliases = ", ".join(challenger.aliases)
-        out.print(f"{arguments['model_name']} v{challenger.version}: {aliases}")
+        aliases = ", ".join(challenger.get("aliases", []))
+        out.print(f"{arguments['model_name']} v{challenger['version']}: {aliases}")
 
 
 def _submit(host: str, pipeline, arguments: dict) -> None:

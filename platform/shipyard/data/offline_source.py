@@ -13,7 +13,6 @@ written to a sibling temporary folder and moved into place with ``rename``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -29,10 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from shipyard.data.manifest import MANIFEST, content_digest, write_manifest
 from shipyard.data.synthetic import SyntheticConfig, SyntheticData
 from shipyard.errors import ShipyardError
-
-MANIFEST = "manifest.json"
 
 
 def write_offline_source(
@@ -85,19 +83,6 @@ def write_transactions(table: pa.Table, folder: Path) -> None:
     )
 
 
-def content_digest(root: Path) -> str:
-    """``sha256:…`` over every Parquet file's relative path and bytes under ``root``."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.parquet")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return f"sha256:{digest.hexdigest()}"
-
-
-def write_manifest(folder: Path, manifest: dict) -> None:
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-
-
 def _manifest(data: SyntheticData, config: SyntheticConfig, root: Path) -> dict:
     frauds = int(pa.compute.sum(data.transactions.column("is_fraud")).as_py() or 0)
     return {
@@ -119,14 +104,6 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     os.replace(out, retired)
     os.replace(staging, out)
     shutil.rmtree(retired, ignore_errors=True)
-
-
-def read_manifest(out: Path) -> dict:
-    """The manifest of a data set written by :func:`write_offline_source`."""
-    try:
-        return json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise ShipyardError(f"{out} is not a Shipyard data set (no readable {MANIFEST})") from exc
 
 
 def read_transactions(root: Path) -> pl.DataFrame:

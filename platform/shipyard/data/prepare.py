@@ -14,14 +14,8 @@ from pathlib import Path
 import polars as pl
 
 from shipyard.data import pii
-from shipyard.data.offline_source import (
-    atomic_folder,
-    content_digest,
-    read_manifest,
-    read_transactions,
-    write_manifest,
-    write_transactions,
-)
+from shipyard.data.manifest import content_digest, read_manifest, write_manifest
+from shipyard.data.offline_source import atomic_folder, read_transactions, write_transactions
 from shipyard.data.quality import (
     DataValidationError,
     ValidationReport,

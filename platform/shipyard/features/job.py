@@ -14,13 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from shipyard.data.offline_source import (
-    atomic_folder,
-    content_digest,
-    read_manifest,
-    read_transactions,
-    write_manifest,
-)
+from shipyard.data.manifest import content_digest, read_manifest, write_manifest
+from shipyard.data.offline_source import atomic_folder, read_transactions
 from shipyard.errors import ShipyardError
 from shipyard.features.catalog import ENTITIES, EntityFeatures
 from shipyard.features.windows import change_points

@@ -20,12 +20,8 @@ from feast import FeatureStore
 from feast.data_source import PushMode
 
 from shipyard.data import pii
-from shipyard.data.offline_source import (
-    content_digest,
-    read_manifest,
-    read_transactions,
-    write_manifest,
-)
+from shipyard.data.manifest import content_digest, read_manifest, write_manifest
+from shipyard.data.offline_source import read_transactions
 from shipyard.data.prepare import check, drop_redeliveries
 from shipyard.errors import ShipyardError
 from shipyard.features.catalog import CUSTOMER

@@ -23,13 +23,8 @@ from pathlib import Path
 import polars as pl
 from feast import FeatureStore
 
-from shipyard.data.offline_source import (
-    atomic_folder,
-    content_digest,
-    read_manifest,
-    read_transactions,
-    write_manifest,
-)
+from shipyard.data.manifest import content_digest, read_manifest, write_manifest
+from shipyard.data.offline_source import atomic_folder, read_transactions
 from shipyard.errors import ShipyardError
 from shipyard.features.catalog import (
     AMOUNT_TO_MEAN,

@@ -52,6 +52,7 @@ from shipyard.rollout.history import current_user
 from shipyard.settings import Settings
 from shipyard.stack.layout import StateLayout
 from shipyard.training.tracking import RETRAIN_REQUIRED as RETRAIN_TAG
+from shipyard.training.tracking import tags_of
 
 SUBJECT_COLUMN = "customer_id"
 STEPS = ("offline", "online", "audit", "models")
@@ -251,7 +252,7 @@ class Forgetter:
     def _tag_models(self, journal: dict, registry: Any) -> None:
         digests = set(journal["digests"])
         for version in registry.model_versions():
-            tags = {t["key"]: t.get("value", "") for t in version.get("tags", [])}
+            tags = tags_of(version)
             if not digests & {tags.get(name) for name in LINEAGE_TAGS}:
                 continue
             pending = [e for e in tags.get(RETRAIN_TAG, "").split(",") if e]

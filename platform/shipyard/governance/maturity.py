@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from shipyard.observability import metrics as m
 from shipyard.observability.prometheus import PrometheusApi, PrometheusError
-from shipyard.training.tracking import CHAMPION, RETRAIN_REQUIRED, MlflowRest
+from shipyard.training.tracking import CHAMPION, RETRAIN_REQUIRED, MlflowRest, tags_of
 
 TESTS = ("embedded", "owned", "measured", "maintained")
 RETRAIN_WINDOW = timedelta(days=30)
@@ -93,7 +93,7 @@ def gather(mlflow: MlflowRest, prometheus: PrometheusApi) -> list[Facts]:
     for registered in mlflow.registered_models():
         name = registered["name"]
         champion = mlflow.model_version_by_alias(name, CHAMPION)
-        tags = {t["key"]: t["value"] for t in (champion or {}).get("tags", [])}
+        tags = tags_of(champion or {})
         review = tags.get("review_by")
         try:
             review_by = date.fromisoformat(review) if review else None

@@ -18,16 +18,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-
 from shipyard.errors import ShipyardError
+from shipyard.training.tracking import CHALLENGER, CHAMPION, MlflowRest, tags_of
 
 COMPLETE = "shipyard.complete"
 FINGERPRINT = "shipyard.fingerprint"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+__all__ = ["CHALLENGER", "CHAMPION", "Ownership", "fingerprint", "register"]
 
 
 class OwnerRequiredError(ShipyardError):
@@ -76,25 +72,21 @@ def fingerprint(dataset_digest: str, feature_service: str, params: dict, code_ve
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def find_version(client: MlflowClient, name: str, print_: str) -> ModelVersion | None:
+def find_version(rest: MlflowRest, name: str, print_: str) -> dict | None:
     """The complete version with fingerprint ``print_``; deletes incomplete ones it finds."""
-    try:
-        found = client.search_model_versions(
-            f"name = '{name}' and tags.`{FINGERPRINT}` = '{print_}'"
-        )
-    except MlflowException:
-        return None
     complete = None
-    for version in found:
-        if version.tags.get(COMPLETE) == "true":
+    for version in rest.search_model_versions(
+        f"name = '{name}' and tags.`{FINGERPRINT}` = '{print_}'"
+    ):
+        if tags_of(version).get(COMPLETE) == "true":
             complete = complete or version
         else:  # left behind by a crash between create and complete: start over
-            client.delete_model_version(name, version.version)
+            rest.delete_model_version(name, version["version"])
     return complete
 
 
 def register(
-    client: MlflowClient,
+    rest: MlflowRest,
     name: str,
     model_uri: str,
     run_id: str,
@@ -102,41 +94,30 @@ def register(
     lineage: dict[str, str],
     print_: str,
     description: str = "",
-) -> tuple[ModelVersion, bool]:
+) -> tuple[dict, bool]:
     """Register ``model_uri`` as a version of ``name``, or return the existing equal version.
 
     Returns:
-        (version, created): ``created`` is False when the same inputs were registered before.
+        (version, created): the version as the REST API returns it (``version``, ``tags`` …);
+        ``created`` is False when the same inputs were registered before.
     """
-    existing = find_version(client, name, print_)
+    existing = find_version(rest, name, print_)
     if existing is not None:
         return existing, False
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, tags=ownership.tags(), description=description)
+    if rest.registered_model(name) is None:
+        rest.create_registered_model(name, ownership.tags(), description)
     tags = {**ownership.tags(), **lineage, FINGERPRINT: print_}
     # MLflow 3 logged models ("models:/<model_id>") are registered by id, not by a run path.
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
-    version = client.create_model_version(
-        name, model_uri, run_id=run_id, tags=tags, description=description, model_id=model_id
-    )
-    _wait_ready(client, name, version.version)
-    client.set_model_version_tag(name, version.version, COMPLETE, "true")
-    return client.get_model_version(name, version.version), True
+    version = rest.create_model_version(name, model_uri, run_id, tags, description, model_id)
+    _wait_ready(rest, name, version["version"])
+    rest.set_model_version_tag(name, version["version"], COMPLETE, "true")
+    return rest.get_model_version(name, version["version"]), True
 
 
-def _wait_ready(client: MlflowClient, name: str, version: str, timeout_s: float = 60) -> None:
+def _wait_ready(rest: MlflowRest, name: str, version: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while client.get_model_version(name, version).status == "PENDING_REGISTRATION":
+    while rest.get_model_version(name, version).get("status") == "PENDING_REGISTRATION":
         if time.monotonic() > deadline:
             raise ShipyardError(f"model {name} version {version} did not become ready in MLflow")
         time.sleep(0.1)
-
-
-def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version behind ``alias``, or None when the alias is not set."""
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None

@@ -92,7 +92,7 @@ def exit_when_output_written() -> None:
 
 def ingest(raw: Path) -> dict:
     """Check the raw data set is complete and unchanged since it was written; its lineage."""
-    from shipyard.data.offline_source import content_digest, read_manifest
+    from shipyard.data.manifest import content_digest, read_manifest
 
     manifest = read_manifest(raw)
     digest = content_digest(raw)
@@ -144,7 +144,7 @@ def training_set(settings: Settings, clean: Path, service: str, out: Path) -> di
 def load_training_set(folder: Path) -> tuple[pl.DataFrame, dict]:
     import polars as pl
 
-    from shipyard.data.offline_source import read_manifest
+    from shipyard.data.manifest import read_manifest
 
     return pl.read_parquet(folder / "data.parquet"), read_manifest(folder)
 
@@ -337,21 +337,23 @@ def register(
     pipeline_run: str,
 ) -> dict:
     """Register the run's model with owner, lineage and a model card; idempotent."""
-    from shipyard.data.offline_source import read_manifest
+    from shipyard.data.manifest import read_manifest
     from shipyard.training.model_card import model_card
     from shipyard.training.registry import Ownership, fingerprint
     from shipyard.training.registry import register as register_version
-    from shipyard.training.tracking import import_mlflow
+    from shipyard.training.tracking import MlflowRest, tags_of
 
     ownership = Ownership(owner, team, on_call)
     manifest = read_manifest(training_dir)  # the training set's manifest, not its rows
     code = code_version()
     print_ = fingerprint(manifest["digest"], manifest["feature_service"], params, code)
     card = model_card(model_name, ownership, manifest, evaluation, params, code)
-    mlflow = import_mlflow()
-    mlflow.set_tracking_uri(settings.url("mlflow"))
-    client = mlflow.MlflowClient()
-    client.log_text(run_id, card, "model_card.md")
+    rest = MlflowRest(settings.url("mlflow"))
+    try:
+        run = rest.get_run(run_id)
+    except KeyError:
+        raise ShipyardError(f"MLflow run {run_id} is gone: re-run the train step") from None
+    rest.log_text(run, card, "model_card.md")
     lineage = {
         "dataset_digest": manifest["digest"],
         "clean_data_digest": str(manifest.get("clean_data_digest")),
@@ -360,11 +362,11 @@ def register(
         "code_version": code,
         "data_window": " .. ".join(manifest["event_time_range"]),
     }
-    model_uri = client.get_run(run_id).data.tags.get(MODEL_URI_TAG)
+    model_uri = tags_of(run["data"]).get(MODEL_URI_TAG)
     if not model_uri:
         raise ShipyardError(f"MLflow run {run_id} logged no model: re-run the train step")
     version, created = register_version(
-        client,
+        rest,
         model_name,
         model_uri,
         run_id,
@@ -373,7 +375,7 @@ def register(
         print_,
         description=card.splitlines()[0].lstrip("# "),
     )
-    return {"version": version.version, "created": created, "fingerprint": print_}
+    return {"version": version["version"], "created": created, "fingerprint": print_}
 
 
 def export(

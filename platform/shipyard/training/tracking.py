@@ -6,10 +6,11 @@ them, which imports all of Feast). So:
 
 * ``MlflowRest`` speaks the tracking server's REST API (``/api/2.0/mlflow``) and its artifact
   proxy (``mlflow-artifacts``) directly, for the steps that only set tags and aliases, log metrics
-  and upload files (evaluate, gate, export, mark challenger). It sends what ``MlflowClient`` sends
-  for the same calls, so the run, the logged model and the registry end up the same.
-* ``import_mlflow()`` is ``import mlflow`` for the steps that need MLflow itself (train logs the
-  model, register goes through ``shipyard.training.registry``), without Feast's inert plugin.
+  and upload files, and for registration (evaluate, gate, register, export, mark challenger).
+  It sends what ``MlflowClient`` sends for the same calls, so the run, the logged model and the
+  registry end up the same.
+* ``import_mlflow()`` is ``import mlflow`` for the step that needs MLflow itself (train logs the
+  model with its flavour), without Feast's inert plugin.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from types import ModuleType
 
 from shipyard.errors import ShipyardError
 
-# The registry's aliases (``shipyard.training.registry`` has the same names; that module imports
-# MLflow, which the mark-challenger step does not need).
+# The registry's aliases.
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 # Set on versions trained on data an erasure removed since (its value: the erasure ids).
@@ -211,6 +211,61 @@ class MlflowRest:
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         body = {"name": name, "version": str(version), "key": key, "value": value}
         self._call("POST", "/model-versions/set-tag", body)
+
+    def registered_model(self, name: str) -> dict | None:
+        """The registered model ``name``, None when there is none."""
+        query = urllib.parse.urlencode({"name": name})
+        try:
+            return self._call("GET", f"/registered-models/get?{query}")["registered_model"]
+        except KeyError:
+            return None
+
+    def create_registered_model(self, name: str, tags: dict[str, str], description: str) -> None:
+        body = {"name": name, "tags": _tag_list(tags), "description": description}
+        self._call("POST", "/registered-models/create", body)
+
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str,
+        tags: dict[str, str],
+        description: str,
+        model_id: str | None,
+    ) -> dict:
+        """A new version of ``name`` (``MlflowClient.create_model_version`` against a tracking
+        server that is its own registry); returns it as the server does."""
+        body = {"name": name, "source": source, "run_id": run_id, "tags": _tag_list(tags),
+                "description": description}  # fmt: skip
+        if model_id:
+            body["model_id"] = model_id
+        return self._call("POST", "/model-versions/create", body)["model_version"]
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        self._call("DELETE", "/model-versions/delete", {"name": name, "version": str(version)})
+
+    def search_model_versions(self, filter_: str) -> list[dict]:
+        """Versions matching ``filter_`` (MLflow search syntax), every page."""
+        found, token = [], None
+        while True:
+            query = {"filter": filter_, "max_results": 1000}
+            if token:
+                query["page_token"] = token
+            page = self._call("GET", "/model-versions/search?" + urllib.parse.urlencode(query))
+            found += page.get("model_versions", [])
+            token = page.get("next_page_token")
+            if not token:
+                return found
+
+
+def tags_of(entity: dict) -> dict[str, str]:
+    """The tags of a run's ``data``, a model or a version as the REST API returns them (a list
+    of key/value pairs), as a dict."""
+    return {tag["key"]: tag.get("value", "") for tag in entity.get("tags", [])}
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": str(value)} for key, value in tags.items()]
 
 
 class _ResumedRun:
