@@ -74,10 +74,10 @@ lock: install ## Re-resolve requirements.lock and requirements-triton-stub.lock 
 	@scripts/lock.sh
 
 .PHONY: bench bench-quick
-bench: install ## Benchmarks B1, B3, B4, B5 side by side with their peers (long); updates README's Performance
+bench: install ## Benchmarks B1-B6 side by side with their peers (long); updates README's Performance
 	@$(VENV)/bin/python -m bench.run
 
-bench-quick: install ## The same benchmarks in short runs; prints the comparison table
+bench-quick: install ## B1 and B3 with every peer, one short repetition (minutes); prints the table
 	@$(VENV)/bin/python -m bench.run --quick
 
 clean: ## Remove caches made by tests and tools (keeps .venv and the state dir)

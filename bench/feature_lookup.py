@@ -391,8 +391,16 @@ def print_tables(cells: list[Cell], reps: int) -> None:
             f"| {_fmt(c.cpu_us)} | {ratio} |"
         )
     print("\n## Side by side: p50 / p99 µs (x floor p50)\n")
-    print("| store | entities x features | floor | shipyard | sdk | shipyard ≤ 1.5x floor |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(side_by_side(cells)))
+
+
+def side_by_side(cells: list[Cell]) -> list[str]:
+    """The comparison table (markdown lines): every store and size, the three contenders'
+    p50 / p99 and Shipyard's target verdict. Also saved in the JSON for ``bench.report``."""
+    lines = [
+        "| store | entities x features | floor | shipyard | sdk | shipyard ≤ 1.5x floor |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     by_key = {(c.store, c.entities, c.features, c.contender): c for c in cells}
     met = total = 0
     for kind in STORES:
@@ -407,8 +415,9 @@ def print_tables(cells: list[Cell], reps: int) -> None:
                 met += ok
                 total += 1
                 verdict = "yes" if ok else "no"
-                print(f"| {kind} | {entities} x {width} | {' | '.join(parts)} | {verdict} |")
-    print(f"\nTarget (Shipyard p50 ≤ {TARGET}x floor p50): met in {met} of {total} cells.")
+                lines.append(f"| {kind} | {entities} x {width} | {' | '.join(parts)} | {verdict} |")
+    lines += ["", f"Target (Shipyard p50 ≤ {TARGET}x floor p50): met in {met} of {total} cells."]
+    return lines
 
 
 # -- side measurements ---------------------------------------------------------------------------
@@ -568,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells = summarize(runs)
                 result["runs"] = [asdict(r) for r in runs]
                 result["cells"] = [asdict(c) for c in cells]
+                result["side_by_side"] = side_by_side(cells)
                 print_tables(cells, plan.reps)
                 lookup_calls = 40 if args.quick else 300
                 result["registry_lookup_p50_us"] = {

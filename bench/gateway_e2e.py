@@ -67,10 +67,11 @@ OWNER = ["--owner", "bench", "--team", "bench"]
 
 
 PROFILES = {
-    "quick": {"rates": [250, 500, 1000, 1500, 2000, 3000], "seconds": 1.5, "warmup": 0.5,
-              "repeats": 3},
+    # quick: one short repetition, without B5's ablation (a check, not a published number)
+    "quick": {"rates": [250, 500, 1000, 2000, 3000], "seconds": 1.0, "warmup": 0.5,
+              "repeats": 1, "ablation": False},
     "full": {"rates": [100, 250, 500, 750, 1000, 1500, 2000, 3000], "seconds": 5.0,
-             "warmup": 2.0, "repeats": 3},
+             "warmup": 2.0, "repeats": 3, "ablation": True},
 }  # fmt: skip
 say = harness.say
 
@@ -204,9 +205,11 @@ def main() -> None:
                                 "versions": {}, "reps": [],
                                 "error": f"not installed: {two_hop.error}"}  # fmt: skip
             contenders = [c for c in contenders if c.name != TWO_HOP]
+        if not profile["ablation"]:
+            contenders = [c for c in contenders if c.name != ABLATION]
         for contender in contenders:
             entry = results[contender.name] = {
-                "kind": contender.kind, "group": "B5" if "off" in contender.name else "B3",
+                "kind": contender.kind, "group": "B5" if contender.name == ABLATION else "B3",
                 "note": contender.note, "versions": contender.versions, "error": None,
                 "reps": [],
             }  # fmt: skip
@@ -276,6 +279,7 @@ def main() -> None:
 
 
 TWO_HOP = "feast-server+mlserver"
+ABLATION = "shipyard (metrics+audit off)"  # B5
 TWO_HOP_NOTE = "two hops: `feast serve` for features, then MLServer for the model"
 
 
@@ -338,7 +342,7 @@ def build_contenders(
                         "--model-dir", str(model_dir)],
                   env=env, cwd=ROOT, check=check, kind="floor",
                   note="the same store reads + in-process ONNX Runtime + raw HTTP echo"),
-        Contender("shipyard (metrics+audit off)", f"http://127.0.0.1:{port_off}{path}", bodies,
+        Contender(ABLATION, f"http://127.0.0.1:{port_off}{path}", bodies,
                   argv=[*uvicorn, "--port", str(port_off), "bench.ablation:create_app"],
                   env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_off)},
                   pids=pids[1:],  # the stack's primary Triton serves it too

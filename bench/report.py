@@ -1,8 +1,9 @@
 """The comparison tables and plots from the benchmarks' JSON results, and the README's
 "Performance" section.
 
-Reads ``b1_model_hop.json``, ``b3_end_to_end.json`` (with B5's rows) and ``b4_batching.json``
-from a results folder (whichever exist), prints the markdown, writes ``summary.md`` and PNG plots
+Reads ``b1_model_hop.json``, ``b3_end_to_end.json`` (with B5's rows), ``b4_batching.json``,
+``b2_feature_lookup.json`` and ``b6_pipeline_overhead.json`` from a results folder (whichever
+exist), prints the markdown, writes ``summary.md`` and PNG plots
 beside them, and with ``--publish DIR`` copies the JSON, markdown and plots there (the committed
 latest results). With ``--readme`` it rewrites README.md between the Performance markers, and
 nothing else.
@@ -30,6 +31,7 @@ END = "<!-- performance:end -->"
 FILES = {
     "B1": "b1_model_hop.json",
     "B3": "b3_end_to_end.json",
+    "B2": "b2_feature_lookup.json",  # written by the full run only (`make bench`)
     "B4": "b4_batching.json",
     "B6": "b6_pipeline_overhead.json",  # written by the full run only (`make bench`)
 }
@@ -304,9 +306,36 @@ def render(found: dict[str, dict]) -> str:
             f"Machine: {machine_line(d)}.",
             "",
         ]
+    if "B2" in found:
+        out += feature_lookup(found["B2"])
     if "B6" in found:
         out += pipeline_overhead(found["B6"])
     return "\n".join(out).rstrip() + "\n"
+
+
+def feature_lookup(d: dict) -> list[str]:
+    """B2, as ``bench/feature_lookup.py`` tabulated it (p50 / p99 µs, x the floor's p50)."""
+    meta = d.get("meta", {})
+    reps = (meta.get("plan") or {}).get("reps", "?")
+    before, after = meta.get("loadavg_before") or [None], meta.get("loadavg_after") or [None]
+    load = (
+        f"; load average {before[0]:.2f} before, {after[0]:.2f} after"
+        if before[0] is not None and after[0] is not None
+        else ""
+    )
+    return [
+        "### B2 feature lookup: online reads, Shipyard's reader vs the Feast SDK vs the raw read",
+        "",
+        "One online retrieval of {1, 10, 100} entities x {10, 50} features on the SQLite and "
+        "the Redis online store, the three contenders in one process and run; p50 / p99 in µs, "
+        f"medians of {reps} repetition(s), and each p50 as a multiple of the floor's.",
+        "",
+        *d.get("side_by_side", []),
+        "",
+        f"Feast {meta.get('feast', '?')}, Python {meta.get('python', '?')}, "
+        f"{meta.get('cpus', '?')} CPUs{load}.",
+        "",
+    ]
 
 
 def plots(found: dict[str, dict], folder: Path) -> list[Path]:
@@ -385,9 +414,10 @@ def readme_section(markdown: str, published: str) -> str:
         "(definitions B1-B6 in `bench/README.md`). Absolute numbers on a shared 2-core machine "
         "drift between runs; the ratios in the same run are what to read.\n\n"
         f"{markdown}\n"
-        f"Raw results and plots: `{published}/`. Reproduce: `make bench-quick` (a few minutes: "
-        "short runs, the same contenders) or `make bench` (longer runs, every repetition on a "
-        "fresh process); peers install into `~/.cache/shipyard/bench-envs/` on first use.\n"
+        f"Raw results and plots: `{published}/`. Reproduce: `make bench` (every benchmark, "
+        "3 repetitions); `make bench-quick` is a few-minutes check of B1 and B3 with the same "
+        "contenders (one short repetition, printed, not published); peers install into "
+        "`~/.cache/shipyard/bench-envs/` on first use.\n"
         f"{END}"
     )
 
