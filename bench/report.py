@@ -226,10 +226,10 @@ def other_load(data: dict) -> str:
     return f"median {values[len(values) // 2]:.2f} cores, max {values[-1]:.2f}"
 
 
-def render(found: dict[str, dict]) -> str:
+def render(found: dict[str, dict], source: str = "bench/results") -> str:
     out: list[str] = []
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out.append(f"_Generated {stamp} by `bench/report.py` from `bench/results/`._")
+    out.append(f"_Generated {stamp} by `bench/report.py` from `{source}/`._")
     out.append("")
     if "B1" in found:
         d = found["B1"]
@@ -436,6 +436,14 @@ def update_readme(readme: Path, section: str) -> None:
             readme.write_text(text.rstrip() + "\n\n" + section + "\n")
 
 
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the checkout when it is inside it."""
+    try:
+        return str(folder.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(folder.resolve())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -445,7 +453,7 @@ def main() -> None:
     found = load(args.results)
     if not found:
         raise SystemExit(f"no results in {args.results}: run `make bench-quick` first")
-    markdown = render(found)
+    markdown = render(found, _shown(args.results))
     (args.results / "summary.md").write_text(markdown)
     made = plots(found, args.results)
     print(markdown)
@@ -454,11 +462,7 @@ def main() -> None:
         for path in [*(args.results / FILES[k] for k in found), args.results / "summary.md", *made]:
             shutil.copy2(path, args.publish / path.name)
     if args.readme:
-        published = (args.publish or args.results).resolve()
-        try:
-            published_text = str(published.relative_to(ROOT))
-        except ValueError:
-            published_text = str(published)
+        published_text = _shown(args.publish or args.results)
         update_readme(ROOT / "README.md", readme_section(markdown, published_text))
         print("README.md: Performance section updated", file=sys.stderr)
 
