@@ -76,8 +76,7 @@ def start_command(
     Example: shipyard rollout start fraud-scoring --steps 10,50,100 --interval 60
     """
     from shipyard.rollout.watch import controller_for
-    from shipyard.training.registry import CHALLENGER
-    from shipyard.training.tracking import MlflowRest
+    from shipyard.training.tracking import CHALLENGER, MlflowRest
 
     settings = load_settings()
     controller = controller_for(settings)

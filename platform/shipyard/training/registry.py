@@ -7,7 +7,8 @@ duplicated.
   code version) is a tag. Registering the same inputs again returns the existing version.
 * A version is marked complete (``shipyard.complete=true``) only after every tag and alias is
   written; a version left incomplete by a crash is deleted and registered again on re-run.
-* Aliases (``challenger``, ``champion``) replace stages.
+* Aliases (``challenger``, ``champion``, named in ``shipyard.training.tracking``) replace
+  stages.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from shipyard.errors import ShipyardError
-from shipyard.training.tracking import CHALLENGER, CHAMPION, MlflowRest, tags_of
+from shipyard.training.tracking import MlflowRest, tags_of
 
 COMPLETE = "shipyard.complete"
 FINGERPRINT = "shipyard.fingerprint"
-__all__ = ["CHALLENGER", "CHAMPION", "Ownership", "fingerprint", "register"]
 
 
 class OwnerRequiredError(ShipyardError):
