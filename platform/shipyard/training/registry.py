@@ -75,8 +75,9 @@ def fingerprint(dataset_digest: str, feature_service: str, params: dict, code_ve
 def find_version(rest: MlflowRest, name: str, print_: str) -> dict | None:
     """The complete version with fingerprint ``print_``; deletes incomplete ones it finds."""
     complete = None
-    for version in rest.search_model_versions(
-        f"name = '{name}' and tags.`{FINGERPRINT}` = '{print_}'"
+    # Listed in full before deleting anything: a deletion must not shift the pages.
+    for version in list(
+        rest.model_versions(f"name = '{name}' and tags.`{FINGERPRINT}` = '{print_}'")
     ):
         if tags_of(version).get(COMPLETE) == "true":
             complete = complete or version

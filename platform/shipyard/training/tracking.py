@@ -197,11 +197,16 @@ class MlflowRest:
             if not token:
                 return
 
-    def model_versions(self) -> Iterator[dict]:
-        """Every version of every registered model (``name``, ``version``, ``tags`` …)."""
+    def model_versions(self, filter_: str = "") -> Iterator[dict]:
+        """Versions matching ``filter_`` (MLflow search syntax; empty: every version of every
+        registered model), page by page: ``name``, ``version``, ``tags`` …"""
         token = None
         while True:
-            query = {"max_results": 1000} | ({"page_token": token} if token else {})
+            query = {"max_results": 1000}
+            if filter_:
+                query["filter"] = filter_
+            if token:
+                query["page_token"] = token
             page = self._call("GET", "/model-versions/search?" + urllib.parse.urlencode(query))
             yield from page.get("model_versions", [])
             token = page.get("next_page_token")
@@ -243,19 +248,6 @@ class MlflowRest:
 
     def delete_model_version(self, name: str, version: str) -> None:
         self._call("DELETE", "/model-versions/delete", {"name": name, "version": str(version)})
-
-    def search_model_versions(self, filter_: str) -> list[dict]:
-        """Versions matching ``filter_`` (MLflow search syntax), every page."""
-        found, token = [], None
-        while True:
-            query = {"filter": filter_, "max_results": 1000}
-            if token:
-                query["page_token"] = token
-            page = self._call("GET", "/model-versions/search?" + urllib.parse.urlencode(query))
-            found += page.get("model_versions", [])
-            token = page.get("next_page_token")
-            if not token:
-                return found
 
 
 def tags_of(entity: dict) -> dict[str, str]:
