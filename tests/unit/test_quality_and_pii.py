@@ -159,3 +159,14 @@ def test_prepare_writes_nothing_when_the_gate_fails(tmp_path: Path) -> None:
     assert "nothing was written" in str(failure.value)
     assert read_manifest(clean)["digest"] == before
     assert [p.name for p in clean.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_card_like_run_inside_a_digest_is_not_a_card(tmp_path: Path) -> None:
+    from shipyard.data.pii import luhn_valid, scan
+
+    card = "4111111111111111"  # Luhn-valid, Visa prefix
+    assert luhn_valid(card)
+    (tmp_path / "manifest.json").write_text(f'{{"digest": "sha256:ab{card}cd", "rows": 3}}')
+    assert scan([tmp_path / "manifest.json"]) == []
+    (tmp_path / "leak.json").write_text(f'{{"card": "{card}"}}')
+    assert [f.kind for f in scan([tmp_path / "leak.json"])] == ["card_number"]

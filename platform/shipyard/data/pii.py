@@ -71,13 +71,14 @@ def _token(key: bytes, value: str) -> str:
 
 
 # What raw PII looks like. Card numbers must also pass the Luhn check, carry a card-network
-# prefix and not be the fraction of a decimal number, so that epoch microseconds, ids and
-# printed floats ("28.450526315789478") are not mistaken for cards.
+# prefix, not be the fraction of a decimal number and not be a run of digits inside a longer
+# token, so that epoch microseconds, ids, printed floats ("28.450526315789478") and hex digests
+# ("sha256:…a4916…46e…", as every manifest carries) are not mistaken for cards.
 PATTERNS = {
     "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
     "phone": re.compile(r"\+\d{1,3}[-\s]?\d{2,4}[-\s]?\d{3,8}(?:[-\s]?\d{2,4})?"),
     "card_number": re.compile(
-        r"(?<![\d.])(?:4\d{12,18}|5[1-5]\d{14}|3[47]\d{13}|6011\d{12})(?!\d)"
+        r"(?<![0-9A-Za-z.])(?:4\d{12,18}|5[1-5]\d{14}|3[47]\d{13}|6011\d{12})(?![0-9A-Za-z])"
     ),
 }
 
