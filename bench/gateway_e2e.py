@@ -5,8 +5,10 @@ Contenders (same model file, same online store, same request bodies; each answer
 against the gateway's score for the same body):
 
 * ``shipyard``: the embedded stack's gateway as ``make up`` runs it — features from the Feast
-  SQLite online store, the model on the primary Triton (gRPC, Python backend running ONNX
-  Runtime), metrics, and one audit record per prediction.
+  SQLite online store, the model on the primary Triton (HTTP with binary tensors, Python
+  backend running ONNX Runtime), metrics, and one audit record per prediction.
+* ``shipyard (gRPC to Triton)``: the same gateway reaching the same Triton over gRPC
+  (``grpc://`` pool URLs): what the transport costs end to end.
 * ``shipyard-inprocess``: the same gateway with no Triton pool configured, so the last hop of
   its chain (in-process ONNX Runtime) serves: the gateway's own cost without the Triton hop.
 * ``fastapi+feast-sdk``: FastAPI + the Feast SDK's ``get_online_features`` on the same store +
@@ -280,6 +282,7 @@ def main() -> None:
 
 TWO_HOP = "feast-server+mlserver"
 ABLATION = "shipyard (metrics+audit off)"  # B5
+GRPC = "shipyard (gRPC to Triton)"
 TWO_HOP_NOTE = "two hops: `feast serve` for features, then MLServer for the model"
 
 
@@ -304,7 +307,7 @@ def build_contenders(
 
     components = state.components if hasattr(state, "components") else {}
     pids = [components[c].pid for c in ("gateway", "triton") if c in components]
-    port_inprocess, port_off, port_floor, port_peer, port_two_hop = free_ports(5)
+    port_inprocess, port_off, port_floor, port_peer, port_two_hop, port_grpc = free_ports(6)
     servers = ROOT / "bench" / "peers" / "servers"
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--loop", "uvloop",
                "--http", "httptools", "--no-access-log", "--log-level", "warning",
@@ -314,13 +317,23 @@ def build_contenders(
     return [
         Contender("shipyard", gateway_url, bodies, pids=pids, check=check, kind="shipyard",
                   versions=versions,
-                  note="gateway + primary Triton, as `make up` runs them"),
+                  note="gateway + primary Triton (HTTP, binary tensors), as `make up` runs them"),
         Contender("shipyard-inprocess", f"http://127.0.0.1:{port_inprocess}{path}", bodies,
                   argv=[*uvicorn, "--port", str(port_inprocess), "serving.app:create_app"],
                   env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_inprocess),
                        "SHIPYARD_SERVING__PRIMARY_URL": "", "SHIPYARD_SERVING__CPU_URL": ""},
                   cwd=ROOT, check=check, kind="shipyard", versions=versions,
                   note="the gateway with no Triton pool: its in-process ONNX Runtime hop"),
+        Contender(GRPC, f"http://127.0.0.1:{port_grpc}{path}", bodies,
+                  argv=[*uvicorn, "--port", str(port_grpc), "serving.app:create_app"],
+                  env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_grpc),
+                       "SHIPYARD_SERVING__PRIMARY_URL":
+                           f"grpc://127.0.0.1:{settings.ports.triton_grpc}",
+                       "SHIPYARD_SERVING__CPU_URL":
+                           f"grpc://127.0.0.1:{settings.ports.triton_cpu_grpc}"},
+                  pids=pids[1:],  # the stack's primary Triton serves it too
+                  cwd=ROOT, check=check, kind="shipyard", versions=versions,
+                  note="the same gateway + Triton, reaching Triton over gRPC"),
         Contender("fastapi+feast-sdk", f"http://127.0.0.1:{port_peer}/predict", bodies,
                   argv=[sys.executable, str(ROOT / "bench" / "peers" / "servers" /
                                             "fastapi_feast_ort.py"),

@@ -8,17 +8,17 @@ What it measures
     (``tritonserver`` and its Python-backend stubs, from ``/proc``), and calls per second.
     Client, Triton and stubs are pinned to one CPU, as B3 pins the gateway with its Triton.
 
-    * ``grpc``: ``tritonclient.grpc.aio``, exactly as ``serving.backends.TritonBackend`` calls it;
-    * ``http``: a keep-alive HTTP/1.1 connection per in-flight call, ``POST
-      /v2/models/<model>/versions/<v>/infer`` with the input as raw bytes after a JSON header
-      (Triton's binary tensor extension) and the output asked for in binary; asyncio streams,
-      no HTTP library.
+    * ``grpc``: the gateway's ``TritonGrpcBackend`` (tritonclient's asyncio gRPC client);
+    * ``http``: the gateway's ``TritonHttpBackend`` (keep-alive HTTP/1.1, ``POST
+      /v2/models/<model>/versions/<v>/infer`` with the input as raw bytes after a JSON header,
+      Triton's binary tensor extension, and the output asked for in binary).
 
     Both answers are checked equal before anything is timed.
 
 Why
-    B3 shows the Triton path saturating one core at 500 req/s; this isolates what the hop itself
-    costs on each side of it. It changes nothing in Shipyard (the gateway speaks gRPC).
+    B3 showed the Triton path saturating one core at 500 req/s over gRPC; this isolates what the
+    hop itself costs on each side of it, for both transports the gateway can use (HTTP is its
+    default because of this measurement).
 
 How to run (with the platform up: ``make up``)
     .venv/bin/python bench/triton_transport.py [--calls 3000] [--concurrency 4] [--model M]
@@ -42,9 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from serving.backends import TritonPool, triton_backend
+from serving.models import ServedVersion
 from shipyard.settings import load_settings
 from shipyard.stack.layout import StateLayout
-from shipyard.training.export import INPUT, OUTPUT
 
 Call = Callable[[], Awaitable[np.ndarray]]
 
@@ -74,60 +75,15 @@ def cpu_of(pids: list[int]) -> float:
     return total / ticks
 
 
-async def grpc_calls(url: str, model: str, version: str, x: np.ndarray, n: int) -> list[Call]:
-    from tritonclient.grpc import InferInput, InferRequestedOutput, aio
-
-    client = aio.InferenceServerClient(url)
+async def backend_calls(pool: TritonPool, model: str, version: str, x: np.ndarray, n: int):
+    """``n`` callers sharing one of the gateway's own Triton backends (as its requests do)."""
+    backend = triton_backend(pool, timeout_s=5.0)
+    served = ServedVersion(model, version, "unused", ())
 
     async def call() -> np.ndarray:
-        tensor = InferInput(INPUT, list(x.shape), "FP32")
-        tensor.set_data_from_numpy(x)
-        result = await client.infer(
-            model, [tensor], model_version=version, outputs=[InferRequestedOutput(OUTPUT)]
-        )
-        return result.as_numpy(OUTPUT).ravel()
+        return await backend.infer(served, x)
 
-    return [call] * n
-
-
-async def http_calls(host: str, port: int, model: str, version: str, x: np.ndarray, n: int):
-    raw = x.tobytes()
-    header = json.dumps(
-        {
-            "inputs": [
-                {"name": INPUT, "shape": list(x.shape), "datatype": "FP32",
-                 "parameters": {"binary_data_size": len(raw)}}
-            ],
-            "outputs": [{"name": OUTPUT, "parameters": {"binary_data": True}}],
-        }
-    ).encode()  # fmt: skip
-    body = header + raw
-    request = (
-        f"POST /v2/models/{model}/versions/{version}/infer HTTP/1.1\r\nHost: {host}\r\n"
-        "Content-Type: application/octet-stream\r\n"
-        f"Inference-Header-Content-Length: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    calls = []
-    for _ in range(n):
-        reader, writer = await asyncio.open_connection(host, port)
-
-        async def call(reader=reader, writer=writer) -> np.ndarray:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = json_length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-                elif name.lower() == b"inference-header-content-length":
-                    json_length = int(value)
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(f"Triton answered {head.splitlines()[0].decode()}")
-            payload = await reader.readexactly(length)
-            return np.frombuffer(payload[json_length:], dtype=np.float32)
-
-        calls.append(call)
-    return calls
+    return backend, [call] * n
 
 
 async def measure(calls: list[Call], total: int, pids: list[int]) -> dict[str, float]:
@@ -177,25 +133,31 @@ def _pin(pids: list[int], cpus: str) -> None:
 
 
 async def _compare(args, settings, version: str, pids: list[int], x: np.ndarray) -> list[dict]:
-    grpc_url = f"127.0.0.1:{settings.ports.triton_grpc}"
+    pools = {
+        "grpc": TritonPool("triton-primary", "grpc", f"127.0.0.1:{settings.ports.triton_grpc}"),
+        "http": TritonPool("triton-primary", "http", f"127.0.0.1:{settings.ports.triton_http}"),
+    }
     rows = []
     for concurrency in (1, args.concurrency):
-        grpc = await grpc_calls(grpc_url, args.model, version, x, concurrency)
-        http = await http_calls(
-            "127.0.0.1", settings.ports.triton_http, args.model, version, x, concurrency
-        )
-        expected, got = await grpc[0](), await http[0]()
-        if not np.allclose(expected, got, atol=1e-6):
-            raise SystemExit(f"transports disagree: gRPC {expected}, HTTP {got}")
-        for name, calls in (("grpc", grpc), ("http", http)):
-            result = await measure(calls, args.calls, pids)
-            rows.append({"transport": name, "in_flight": concurrency, **result})
-            print(
-                f"{name:4s} in flight {concurrency}: client {result['client_us_per_call']:.0f} "
-                f"µs/call, Triton {result['triton_us_per_call']:.0f} µs/call, "
-                f"{result['calls_per_s']:,.0f} calls/s",
-                flush=True,
-            )
+        made = {t: await backend_calls(p, args.model, version, x, concurrency)
+                for t, p in pools.items()}  # fmt: skip
+        try:
+            expected, got = await made["grpc"][1][0](), await made["http"][1][0]()
+            if not np.allclose(expected, got, atol=1e-6):
+                raise SystemExit(f"transports disagree: gRPC {expected}, HTTP {got}")
+            for name, (_, calls) in made.items():
+                result = await measure(calls, args.calls, pids)
+                rows.append({"transport": name, "in_flight": concurrency, **result})
+                print(
+                    f"{name:4s} in flight {concurrency}: client "
+                    f"{result['client_us_per_call']:.0f} µs/call, Triton "
+                    f"{result['triton_us_per_call']:.0f} µs/call, "
+                    f"{result['calls_per_s']:,.0f} calls/s",
+                    flush=True,
+                )
+        finally:
+            for backend, _ in made.values():
+                await backend.close()
     return rows
 
 

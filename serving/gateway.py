@@ -22,7 +22,7 @@ import numpy as np
 
 from serving.access import InFlight, KeyRing, admin_keys
 from serving.audit import AuditLog, AuditWriteError
-from serving.backends import BackendChain
+from serving.backends import BackendChain, TritonPool
 from serving.errors import (
     AuditUnavailable,
     Conflict,
@@ -74,16 +74,18 @@ class Paths:
         )
 
 
-def triton_pools(settings: Settings) -> list[tuple[str, str]]:
-    """(name, gRPC address) of the Triton pools in preference order; empty URL = no pool."""
+def triton_pools(settings: Settings) -> list[TritonPool]:
+    """The Triton pools in preference order; an empty URL means no such pool, an unset one the
+    embedded Triton over HTTP."""
     serving = settings.serving
     primary = serving.primary_url
     cpu = serving.cpu_url
     if primary is None:
-        primary = f"127.0.0.1:{settings.ports.triton_grpc}"
+        primary = f"http://127.0.0.1:{settings.ports.triton_http}"
     if cpu is None:
-        cpu = f"127.0.0.1:{settings.ports.triton_cpu_grpc}"
-    return [(name, url) for name, url in (("triton-primary", primary), ("triton-cpu", cpu)) if url]
+        cpu = f"http://127.0.0.1:{settings.ports.triton_cpu_http}"
+    pools = (("triton-primary", primary), ("triton-cpu", cpu))
+    return [TritonPool.parse(name, url) for name, url in pools if url]
 
 
 class Gateway:

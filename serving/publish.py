@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.backends import TritonPool
 from serving.gateway import Paths, triton_pools
 from serving.models import METADATA_FILE, ModelCatalog, write_metadata
 from shipyard.errors import ShipyardError
@@ -39,6 +40,7 @@ LINEAGE_TAGS = (
     "code_version",
 )
 READY_TIMEOUT_S = 60.0
+PROBE_TIMEOUT_S = 2.0  # is a pool up, is a version ready
 
 
 class PublishError(ShipyardError):
@@ -99,22 +101,22 @@ def publish(
     catalog = ModelCatalog(paths.model_repository)
     before = [int(v) for v in catalog.published(model) if v != version]
     if (folder / METADATA_FILE).is_file():
-        states = {name: _ready(url, model, version) for name, url in triton_pools(settings)}
+        states = {pool.name: _ready(pool, model, version) for pool in triton_pools(settings)}
         if "not loaded" not in states.values():
             result.pools, result.already = states, True
             return result  # published and served everywhere reachable: nothing to do
     wanted = sorted({*before, int(version)})
     write_configs(entry, model, wanted)
     try:
-        for name, url in triton_pools(settings):
-            progress(f"loading {model} versions {wanted} on {name} ({url})")
-            result.pools[name] = _load(url, model, version, warm_width=width)
+        for pool in triton_pools(settings):
+            progress(f"loading {model} versions {wanted} on {pool.name} ({pool.url})")
+            result.pools[pool.name] = _load(pool, model, version, warm_width=width)
     except PublishError:
         progress("load failed: restoring the versions served before")
         write_configs(entry, model, before or None)
-        for name, url in triton_pools(settings):
-            if before and result.pools.get(name) == "loaded":
-                _load(url, model, str(before[-1]), quiet=True)
+        for pool in triton_pools(settings):
+            if before and result.pools.get(pool.name) == "loaded":
+                _load(pool, model, str(before[-1]), quiet=True)
         raise
     lineage = {k: tags[k] for k in LINEAGE_TAGS if k in tags}
     lineage["run_id"] = record.get("run_id")
@@ -150,22 +152,71 @@ def _check_loads(folder: Path, width: int) -> None:
         )
 
 
-def _ready(url: str, model: str, version: str) -> str:
-    """'loaded', 'not loaded' or 'unreachable' (a pool that is down loads it when it starts)."""
-    from tritonclient.grpc import InferenceServerClient
-    from tritonclient.utils import InferenceServerException
+class _Control:
+    """Model control on one Triton pool, in the pool's transport (tritonclient's sync clients)."""
 
-    client = InferenceServerClient(url)
+    def __init__(self, pool: TritonPool) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        # What "the pool did not answer" raises: gRPC wraps it, HTTP raises socket errors.
+        self.failures: tuple[type[Exception], ...] = (InferenceServerException, OSError)
+        if pool.transport == "http":
+            import tritonclient.http as triton
+
+            # Each HTTP call's deadline is the client's: a short connect, a long load.
+            self._client: Any = triton.InferenceServerClient(
+                pool.address, connection_timeout=PROBE_TIMEOUT_S, network_timeout=READY_TIMEOUT_S
+            )
+            self._deadline: Callable[[float], dict[str, float]] = lambda seconds: {}
+        else:
+            import tritonclient.grpc as triton  # type: ignore[no-redef]
+
+            self._client = triton.InferenceServerClient(pool.address)
+            self._deadline = lambda seconds: {"client_timeout": seconds}
+        self._triton = triton
+
+    def live(self) -> bool:
+        return bool(self._client.is_server_live(**self._deadline(PROBE_TIMEOUT_S)))
+
+    def ready(self, model: str, version: str) -> bool:
+        return bool(self._client.is_model_ready(model, version, **self._deadline(PROBE_TIMEOUT_S)))
+
+    def load(self, model: str) -> None:
+        self._client.load_model(model, **self._deadline(READY_TIMEOUT_S))
+
+    def score_zeros(self, model: str, version: str, width: int) -> None:
+        import numpy as np
+
+        request = self._triton.InferInput(INPUT, [1, width], "FP32")
+        request.set_data_from_numpy(np.zeros((1, width), dtype=np.float32))
+        self._client.infer(model, [request], model_version=version, **self._deadline(30.0))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _message(exc: Exception) -> str:
+    message = getattr(exc, "message", None)
+    return str(message() if callable(message) else exc)
+
+
+def _ready(pool: TritonPool, model: str, version: str) -> str:
+    """'loaded', 'not loaded' or 'unreachable' (a pool that is down loads it when it starts)."""
+    control = _Control(pool)
     try:
-        return "loaded" if client.is_model_ready(model, version, client_timeout=2) else "not loaded"
-    except InferenceServerException:
+        return "loaded" if control.ready(model, version) else "not loaded"
+    except control.failures:
         return "unreachable"
     finally:
-        client.close()
+        control.close()
 
 
 def _load(
-    url: str, model: str, version: str, quiet: bool = False, warm_width: int | None = None
+    pool: TritonPool,
+    model: str,
+    version: str,
+    quiet: bool = False,
+    warm_width: int | None = None,
 ) -> str:
     """Load the entry on one pool; 'loaded' or 'unreachable'. Raises PublishError.
 
@@ -173,42 +224,37 @@ def _load(
     cannot score fails here, and its first real requests (a canary's) do not pay the backend's
     first-call start-up, which the rollout analysis would read as a slow canary.
     """
-    import numpy as np
-    from tritonclient.grpc import InferenceServerClient, InferInput
-    from tritonclient.utils import InferenceServerException
-
-    client = InferenceServerClient(url)
+    control = _Control(pool)
+    url = pool.url
     try:
         try:
-            client.is_server_live(client_timeout=2)
-        except InferenceServerException:
+            control.live()
+        except control.failures:
             # A pool that is down loads the repository's policy when it starts.
             return "unreachable"
         try:
-            client.load_model(model, client_timeout=READY_TIMEOUT_S)
-        except InferenceServerException as exc:
+            control.load(model)
+        except control.failures as exc:
             if quiet:
                 return "failed"
             raise PublishError(
-                f"Triton at {url} could not load {model} v{version}: {exc.message()}"
+                f"Triton at {url} could not load {model} v{version}: {_message(exc)}"
             ) from None
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not client.is_model_ready(model, version):
+        while not control.ready(model, version):
             if time.monotonic() > deadline:
                 raise PublishError(f"{model} v{version} not ready on {url} in {READY_TIMEOUT_S}s")
             time.sleep(0.1)
         if warm_width is not None:
-            request = InferInput(INPUT, [1, warm_width], "FP32")
-            request.set_data_from_numpy(np.zeros((1, warm_width), dtype=np.float32))
             try:
-                client.infer(model, [request], model_version=version, client_timeout=30)
-            except InferenceServerException as exc:
+                control.score_zeros(model, version, warm_width)
+            except control.failures as exc:
                 raise PublishError(
-                    f"{model} v{version} loaded on {url} but does not score: {exc.message()}"
+                    f"{model} v{version} loaded on {url} but does not score: {_message(exc)}"
                 ) from None
         return "loaded"
     finally:
-        client.close()
+        control.close()
 
 
 def _fetch_onnx(settings: Settings, record: dict[str, Any]) -> bytes:

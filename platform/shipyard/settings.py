@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -200,6 +201,20 @@ class CostSettings(BaseModel):
         return self.cpu_core_hour
 
 
+_TRITON_URL = re.compile(r"^(?:(?P<scheme>http|grpc)://)?(?P<address>[^/:\s]+:\d{1,5})/?$")
+
+
+def triton_url(url: str) -> tuple[Literal["http", "grpc"], str]:
+    """(transport, host:port) of a Triton pool URL; a bare host:port is gRPC. Raises ValueError."""
+    match = _TRITON_URL.match(url.strip())
+    if match is None:
+        raise ValueError(
+            f"{url!r} is not a Triton URL: use http://host:port (Triton's HTTP port, 8000) or "
+            "grpc://host:port (its gRPC port, 8001)"
+        )
+    return ("http" if match["scheme"] == "http" else "grpc"), match["address"]
+
+
 class ServingSettings(BaseModel):
     """The gateway: backends, limits, routing, audit and access."""
 
@@ -221,13 +236,14 @@ class ServingSettings(BaseModel):
     )
     primary_url: str | None = Field(
         None,
-        description="gRPC host:port of the primary Triton pool (GPU on a cluster). Unset: the "
-        "embedded Triton. Empty string: no primary pool.",
+        description="The primary Triton pool (GPU on a cluster): http://host:port (Triton's "
+        "HTTP port) or grpc://host:port (its gRPC port; a bare host:port means gRPC). Unset: "
+        "the embedded Triton over HTTP. Empty string: no primary pool.",
     )
     cpu_url: str | None = Field(
         None,
-        description="gRPC host:port of the CPU Triton pool. Unset: the embedded CPU Triton. "
-        "Empty string: no CPU pool.",
+        description="The CPU Triton pool, in the same form as primary_url. Unset: the embedded "
+        "CPU Triton over HTTP. Empty string: no CPU pool.",
     )
     backend_timeout_ms: float = Field(
         200.0, gt=0, le=60_000, description="Per-hop deadline of one Triton call."
@@ -275,6 +291,13 @@ class ServingSettings(BaseModel):
         description="Keys for admin routes (always required). Empty: one random key is created "
         "in <state dir>/secrets/admin.key.",
     )
+
+    @field_validator("primary_url", "cpu_url")
+    @classmethod
+    def _triton_url(cls, url: str | None) -> str | None:
+        if url:
+            triton_url(url)
+        return url
 
     @field_validator("api_keys", "admin_keys")
     @classmethod

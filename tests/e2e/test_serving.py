@@ -410,16 +410,44 @@ class EdgeGateway:
 
 
 @pytest.mark.slow
-def test_with_both_tritons_down_in_process_onnx_runtime_answers(
+def test_over_grpc_the_primary_triton_answers_the_same_score(
     served: Served, tmp_path: Path
+) -> None:
+    stable_only(served)
+    ports = served.settings.ports
+    edge = EdgeGateway(
+        served,
+        tmp_path,
+        SHIPYARD_SERVING__PRIMARY_URL=f"grpc://127.0.0.1:{ports.triton_grpc}",
+        SHIPYARD_SERVING__CPU_URL=f"grpc://127.0.0.1:{ports.triton_cpu_grpc}",
+    ).start()
+    try:
+        for customer in served.known[:5]:
+            over_http = httpx.post(served.predict_url(), json=body(customer), headers=keyed())
+            over_grpc = httpx.post(edge.predict_url, json=body(customer), headers=keyed())
+            assert over_grpc.status_code == 200, over_grpc.text
+            expected, got = over_http.json()["predictions"][0], over_grpc.json()["predictions"][0]
+            assert expected["backend"] == got["backend"] == "triton-primary"
+            assert abs(got["score"] - expected["score"]) < 1e-6
+        detail = httpx.get(f"{edge.url}/v1/models/{MODEL}", headers=keyed()).json()
+        urls = {b["name"]: b["url"] for b in detail["backends"]}
+        assert urls["triton-primary"] == f"grpc://127.0.0.1:{ports.triton_grpc}"
+    finally:
+        edge.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_with_both_tritons_down_in_process_onnx_runtime_answers(
+    served: Served, tmp_path: Path, transport: str
 ) -> None:
     stable_only(served)
     dead_a, dead_b = free_ports(2)
     edge = EdgeGateway(
         served,
         tmp_path,
-        SHIPYARD_SERVING__PRIMARY_URL=f"127.0.0.1:{dead_a}",
-        SHIPYARD_SERVING__CPU_URL=f"127.0.0.1:{dead_b}",
+        SHIPYARD_SERVING__PRIMARY_URL=f"{transport}://127.0.0.1:{dead_a}",
+        SHIPYARD_SERVING__CPU_URL=f"{transport}://127.0.0.1:{dead_b}",
     ).start()
     try:
         customer = served.known[0]

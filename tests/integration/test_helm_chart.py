@@ -417,8 +417,8 @@ def test_kind_profile_is_a_complete_cpu_only_install() -> None:
             assert not [r for r in container["resources"]["limits"] if "gpu" in r]
     env = gateway_env(docs)
     assert env["SHIPYARD_SERVING__PRIMARY_URL"] == ""  # no GPU hop: the chain starts on CPU
-    cpu_service = env["SHIPYARD_SERVING__CPU_URL"].split(".")[0]
-    assert env["SHIPYARD_SERVING__CPU_URL"] == f"{cpu_service}.{NAMESPACE}.svc:8001"
+    cpu_service = env["SHIPYARD_SERVING__CPU_URL"].removeprefix("http://").split(".")[0]
+    assert env["SHIPYARD_SERVING__CPU_URL"] == f"http://{cpu_service}.{NAMESPACE}.svc:8000"
     assert ("Service", cpu_service) in names
     assert triton_policy(docs)
 

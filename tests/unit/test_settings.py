@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.errors import ConfigError
-from shipyard.settings import Settings, load_settings
+from shipyard.settings import Settings, load_settings, triton_url
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +64,7 @@ def test_to_env_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         ("SHIPYARD_LOG_LEVEL", "loud", "invalid setting SHIPYARD_LOG_LEVEL='loud'"),
         ("SHIPYARD_STATE_DIR", "/etc/hostname/state", "/etc/hostname is not a directory"),
         ("SHIPYARD_STARTUP_TIMEOUT_S", "-1", "SHIPYARD_STARTUP_TIMEOUT_S"),
+        ("SHIPYARD_SERVING__CPU_URL", "https://triton:8000", "use http://host:port"),
     ],
 )
 def test_invalid_values_give_one_line_naming_the_variable(
@@ -107,3 +108,12 @@ def test_named_config_file_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("SHIPYARD_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="missing.toml .SHIPYARD_CONFIG. does not exist"):
         load_settings()
+
+
+def test_triton_urls_name_their_transport() -> None:
+    assert triton_url("http://triton:8000") == ("http", "triton:8000")
+    assert triton_url("grpc://triton:8001") == ("grpc", "triton:8001")
+    assert triton_url("triton.ns.svc:8001") == ("grpc", "triton.ns.svc:8001")  # bare: gRPC
+    for bad in ("https://triton:8000", "triton", "http://triton:8000/v2", "http://:8000"):
+        with pytest.raises(ValueError, match="is not a Triton URL"):
+            triton_url(bad)

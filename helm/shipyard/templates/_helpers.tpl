@@ -149,13 +149,18 @@ The routing file: exactly shipyard.routing's shape. Versions are strings there; 
 {{- toJson $versions -}}
 {{- end -}}
 
-{{/* gRPC address of a Triton pool's Service, or "" when the pool is off (the gateway then
-skips that hop). */}}
+{{/* URL of a Triton pool's Service in the gateway's transport (http://…:8000 or
+grpc://…:8001), or "" when the pool is off (the gateway then skips that hop). */}}
 {{- define "shipyard.tritonUrl" -}}
 {{- $pool := index .ctx.Values.triton .pool -}}
 {{- if $pool.enabled -}}
-{{- printf "%s.%s.svc:8001" (include "shipyard.name" (dict "ctx" .ctx "component" (printf "triton-%s" .pool))) .ctx.Release.Namespace -}}
+{{- printf "%s://%s.%s.svc:%s" .ctx.Values.gateway.tritonTransport (include "shipyard.name" (dict "ctx" .ctx "component" (printf "triton-%s" .pool))) .ctx.Release.Namespace (include "shipyard.tritonPort" .ctx) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Triton port of the gateway's transport: 8000 (HTTP) or 8001 (gRPC). */}}
+{{- define "shipyard.tritonPort" -}}
+{{- ternary "8000" "8001" (eq .Values.gateway.tritonTransport "http") -}}
 {{- end -}}
 
 {{- define "shipyard.featureStorageClaim" -}}
