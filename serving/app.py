@@ -3,6 +3,12 @@
 Started by the embedded stack as ``uvicorn serving.app:create_app --factory`` and by the
 Helm chart's gateway Deployment the same way. Probes: ``/healthz`` (the process is alive),
 ``/readyz`` (it can take traffic), ``/metrics`` (Prometheus text format).
+
+One shortcut (``GatewayApp``): a well-formed, authorised predict request is answered without
+the framework's per-request machinery. Its middleware stack, dependency solving and body
+validation cost the gateway more CPU than the features, the model hop and the audit together
+(about 0.3 of 1 ms per request, measured under load). Anything else, every error included, goes
+through FastAPI with the body replayed, so there is one behaviour and one schema.
 """
 
 from __future__ import annotations
@@ -10,16 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import orjson
 from fastapi import Depends, FastAPI, Path, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from starlette.types import Message, Receive, Scope, Send
 
 from serving import errors
 from serving.access import BodyLimit, api_key_header, bearer
-from serving.errors import PREDICT_ERRORS, openapi_responses
+from serving.errors import PREDICT_ERRORS, GatewayError, error_response, openapi_responses
 from serving.gateway import Gateway
 from serving.schemas import (
     Feedback,
@@ -35,13 +44,15 @@ from shipyard import __version__
 from shipyard.routing import ModelRoute
 from shipyard.settings import Settings, load_settings
 
+MODEL_NAME = r"[a-z0-9][a-z0-9_-]{0,62}"
 ModelPath = Annotated[
     str,
     Path(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        pattern=f"^{MODEL_NAME}$",
         description="Registered model name (lowercase letters, digits, '-' and '_').",
     ),
 ]
+PREDICT_PATH = re.compile(f"^/v1/models/({MODEL_NAME})/predict$")
 
 
 MONITOR_REFRESH_S = 2.0
@@ -59,6 +70,74 @@ async def _every(interval_s: float, job: Callable[[], None]) -> None:
 
 def _json(payload: object, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class GatewayApp(FastAPI):
+    """The FastAPI app, with the predict route's happy path answered directly (module doc)."""
+
+    gateway: Gateway
+    body_limit: int
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = PREDICT_PATH.match(scope["path"])
+            if match is not None:
+                replay = await self._predict(match[1], scope, receive, send)
+                if replay is None:
+                    return
+                receive = replay
+        await super().__call__(scope, receive, send)
+
+    async def _predict(
+        self, model: str, scope: Scope, receive: Receive, send: Send
+    ) -> Receive | None:
+        """Answer a predict request; or, for anything unusual, return a ``receive`` that
+        replays what was read so FastAPI handles the request exactly as if it had come first."""
+        declared = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                declared = value
+        if content_type is None or content_type.split(b";")[0].strip() != b"application/json":
+            return receive
+        if declared is not None and (not declared.isdigit() or int(declared) > self.body_limit):
+            return receive
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return _replay(messages, receive)
+            size += len(message.get("body", b""))
+            if size > self.body_limit:
+                return _replay(messages, receive)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages)
+        try:
+            self.gateway.keys.check_predict(Request(scope))
+            request = PredictRequest.model_validate_json(body)
+        except (GatewayError, ValidationError):
+            return _replay(messages, receive)
+        try:
+            response = _json(await self.gateway.predict(model, request))
+        except GatewayError as exc:  # as errors.install_handlers answers it
+            response = error_response(
+                exc.status, exc.code, exc.message, exc.field, exc.request_id, exc.headers
+            )
+        await response(scope, receive, send)
+        return None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             await gateway.stop()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Shipyard gateway",
         version=__version__,
         description=(
@@ -92,7 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.gateway = gateway
+    app.state.gateway = app.gateway = gateway
+    app.body_limit = settings.serving.max_body_bytes
     errors.install_handlers(app)
     app.add_middleware(
         BodyLimit,

@@ -234,6 +234,38 @@ def test_predict_is_audited_and_measured(served: Served) -> None:
 
 
 @pytest.mark.slow
+def test_predict_answers_alike_through_the_shortcut_and_through_fastapi(served: Served) -> None:
+    """An application/json predict request takes GatewayApp's shortcut; one sent as a JSON
+    subtype (which FastAPI reads as JSON all the same) goes through the framework. Same answer,
+    both audited, both counted."""
+    stable_only(served)
+    raw = json.dumps({"instances": [instance(c) for c in served.known[:2]]}).encode()
+    before = httpx.get(f"{served.url}/metrics").text
+    answers = [
+        httpx.post(served.predict_url(), content=raw, headers={**keyed(), **content_type})
+        for content_type in (
+            {"content-type": "application/json"},
+            {"content-type": "application/vnd.shipyard+json"},
+        )
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.text
+    short, framework = (r.json() for r in answers)
+    assert short["request_id"] != framework["request_id"]
+    for a, b in zip(short["predictions"], framework["predictions"], strict=True):
+        assert {**a, "prediction_id": ""} == {**b, "prediction_id": ""}
+    audited = {r["prediction_id"] for r in iter_records(audit_dir(served.settings))}
+    for answer in (short, framework):
+        assert {p["prediction_id"] for p in answer["predictions"]} <= audited
+    after = httpx.get(f"{served.url}/metrics").text
+    labels = {"model": MODEL, "route": "stable", "status": "200"}
+    counted = metric(after, "shipyard_gateway_requests_total", **labels) - metric(
+        before, "shipyard_gateway_requests_total", **labels
+    )
+    assert counted == 2
+
+
+@pytest.mark.slow
 def test_a_version_that_fails_to_load_changes_nothing(served: Served) -> None:
     repository = StateLayout(served.settings.state_dir).triton_models / MODEL
     onnx = repository / "2" / "model.onnx"

@@ -1,5 +1,6 @@
 """The online feature path of the gateway: read a feature service straight from Feast's online
-store (SQLite or Redis) in one round trip per view, and decode values without protobuf objects.
+store (SQLite or Redis) in one round trip for all its views (one SQL statement, one Redis
+pipeline), and decode values without protobuf objects.
 
 Feast's SDK (``get_online_features``) spends most of its time on per-call planning and
 protobuf conversion around a store read that itself takes tens of microseconds. This reader
@@ -119,12 +120,13 @@ class OnlineFeatureReader:
         given, each such (row index, join key) is appended to it.
         """
         results: list[dict[str, Any]] = [{} for _ in rows]
+        ids = []
         for view in self.views:
             try:
-                ids = [row[view.join_key] for row in rows]
+                ids.append([row[view.join_key] for row in rows])
             except KeyError:
                 raise ShipyardError(f"every row needs {view.join_key!r}") from None
-            values = self._store.read(self, view, ids)
+        for view, values in zip(self.views, self._store.read(self, ids), strict=True):
             for index, (result, found) in enumerate(zip(results, values, strict=True)):
                 if found is None:
                     result.update(dict.fromkeys(view.features, 0))
@@ -175,29 +177,47 @@ class _SqliteRead:
     def __init__(self, path: str) -> None:
         # Read-only: the reader must never create or change the store it serves from.
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._queries: dict[tuple[int, ...], str] = {}
 
-    def read(self, reader: OnlineFeatureReader, view: _View, ids: list[int]) -> list[dict | None]:
-        keys = [reader.serialized_key(view.join_key, i) for i in ids]
-        marks = ",".join("?" * len(keys))
-        names = ",".join("?" * len(view.features))
-        found: dict[bytes, dict[str, Any]] = {}
-        # Only the service's features: a view may hold many more than a model version uses.
-        query = (
-            f'SELECT entity_key, feature_name, value FROM "{view.table}" '
-            f"WHERE entity_key IN ({marks}) AND feature_name IN ({names})"
-        )
+    def read(self, reader: OnlineFeatureReader, ids: list[list[int]]) -> list[list[dict | None]]:
+        """Per view of ``reader``, the features of each of its entity ids (None: not found)."""
+        views = reader.views
+        keys = [
+            [reader.serialized_key(view.join_key, i) for i in view_ids]
+            for view, view_ids in zip(views, ids, strict=True)
+        ]
+        params: list[bytes | str] = []
+        for view, view_keys in zip(views, keys, strict=True):
+            params += view_keys
+            params += view.features
+        # One statement for every view: one read transaction (locks, journal check) per request.
+        shape = tuple(len(k) for k in keys)
+        query = self._queries.get(shape)
+        if query is None:
+            query = self._queries[shape] = " UNION ALL ".join(
+                # Only the service's features: a view may hold many more than a model uses.
+                f'SELECT {number}, entity_key, feature_name, value FROM "{view.table}" '
+                f"WHERE entity_key IN ({','.join('?' * count)}) "
+                f"AND feature_name IN ({','.join('?' * len(view.features))})"
+                for number, (view, count) in enumerate(zip(views, shape, strict=True))
+            )
+        found: list[dict[bytes, dict[str, Any]]] = [{} for _ in views]
         try:
-            cursor = self._conn.execute(query, [*keys, *view.features])
+            for number, key, name, raw in self._conn.execute(query, params):
+                values = found[number].get(key)
+                if values is None:
+                    values = found[number][key] = {}
+                values[name] = decode_value(raw)
         except sqlite3.OperationalError as exc:
+            missing = [v.name for v in views if v.table in str(exc)] or [v.name for v in views]
             raise ShipyardError(
-                f"online store has no table for {view.name} ({exc}): run `shipyard features apply`"
+                f"online store has no table for {', '.join(missing)} ({exc}): run "
+                "`shipyard features apply`"
             ) from None
-        for key, name, raw in cursor:
-            values = found.get(key)
-            if values is None:
-                values = found[key] = {}
-            values[name] = decode_value(raw)
-        return [_complete(found.get(k), view) for k in keys]
+        return [
+            [_complete(view_found.get(k), view) for k in view_keys]
+            for view, view_found, view_keys in zip(views, found, keys, strict=True)
+        ]
 
     def close(self) -> None:
         self._conn.close()
@@ -207,23 +227,31 @@ class _RedisRead:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def read(self, reader: OnlineFeatureReader, view: _View, ids: list[int]) -> list[dict | None]:
+    def read(self, reader: OnlineFeatureReader, ids: list[list[int]]) -> list[list[dict | None]]:
+        """Per view of ``reader``, the features of each of its entity ids (None: not found)."""
+        # One pipeline for every view: one round trip per request.
         pipe = self._client.pipeline(transaction=False)
         # Feast's Redis key is the serialized entity key followed by the project name.
         project = reader.project.encode()
-        for i in ids:
-            pipe.hmget(reader.serialized_key(view.join_key, i) + project, view.fields)
-        out: list[dict | None] = []
-        for values in pipe.execute():
-            if all(v is None for v in values):
-                out.append(None)
-                continue
-            out.append(
-                {
-                    name: (decode_value(raw) if raw is not None else 0)
-                    for name, raw in zip(view.features, values, strict=True)
-                }
-            )
+        for view, view_ids in zip(reader.views, ids, strict=True):
+            for i in view_ids:
+                pipe.hmget(reader.serialized_key(view.join_key, i) + project, view.fields)
+        answers = iter(pipe.execute())
+        out: list[list[dict | None]] = []
+        for view, view_ids in zip(reader.views, ids, strict=True):
+            per_view: list[dict | None] = []
+            for _ in view_ids:
+                values = next(answers)
+                if all(v is None for v in values):
+                    per_view.append(None)
+                    continue
+                per_view.append(
+                    {
+                        name: (decode_value(raw) if raw is not None else 0)
+                        for name, raw in zip(view.features, values, strict=True)
+                    }
+                )
+            out.append(per_view)
         return out
 
     def close(self) -> None:
