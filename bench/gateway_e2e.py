@@ -7,6 +7,9 @@ against the gateway's score for the same body):
 * ``shipyard``: the embedded stack's gateway as ``make up`` runs it — features from the Feast
   SQLite online store, the model on the primary Triton (HTTP with binary tensors, Python
   backend running ONNX Runtime), metrics, and one audit record per prediction.
+* ``shipyard (Triton on CPU 1)``: the same gateway and Triton, with Triton and its stub on the
+  load generator's CPU instead of the gateway's: the placement of a cluster, where Triton runs in
+  its own pod, as near as two cores allow (they share that CPU with the load generator).
 * ``shipyard (gRPC to Triton)``: the same gateway reaching the same Triton over gRPC
   (``grpc://`` pool URLs): what the transport costs end to end.
 * ``shipyard-inprocess``: the same gateway with no Triton pool configured, so the last hop of
@@ -283,6 +286,7 @@ def main() -> None:
 TWO_HOP = "feast-server+mlserver"
 ABLATION = "shipyard (metrics+audit off)"  # B5
 GRPC = "shipyard (gRPC to Triton)"
+SPLIT = "shipyard (Triton on CPU 1)"
 TWO_HOP_NOTE = "two hops: `feast serve` for features, then MLServer for the model"
 
 
@@ -318,6 +322,10 @@ def build_contenders(
         Contender("shipyard", gateway_url, bodies, pids=pids, check=check, kind="shipyard",
                   versions=versions,
                   note="gateway + primary Triton (HTTP, binary tensors), as `make up` runs them"),
+        Contender(SPLIT, gateway_url, bodies, pids=pids, beside_load=pids[1:], check=check,
+                  kind="shipyard", versions=versions,
+                  note="the same gateway + Triton, Triton on the load generator's CPU (on a "
+                       "cluster it has its own pod)"),
         Contender("shipyard-inprocess", f"http://127.0.0.1:{port_inprocess}{path}", bodies,
                   argv=[*uvicorn, "--port", str(port_inprocess), "serving.app:create_app"],
                   env={**env, "SHIPYARD_PORTS__GATEWAY": str(port_inprocess),

@@ -139,6 +139,9 @@ class Contender:
     headers: dict[str, str] = field(default_factory=dict)
     # Checks one answer (the parsed JSON, the body index); raises AssertionError when wrong.
     check: Callable[[object, int], None] | None = None
+    # Processes (with their trees) placed on the load generator's CPU instead of the
+    # contender's: a component that has its own machine on a cluster (e.g. Triton's pod).
+    beside_load: list[int] = field(default_factory=list)
     kind: str = "peer"  # "shipyard", "peer" or "floor"
     note: str = ""
     versions: dict[str, str] = field(default_factory=dict)
@@ -224,11 +227,20 @@ def start(contender: Contender, logs: Path, pinned: bool) -> Running:
         running.stop()
         raise
     if pinned:
-        pin([p for r in roots for p in tree(r)], "0")
+        place(running)
     running.idle_cores = settle(roots)
     if pinned:  # helpers started while settling
-        pin([p for r in roots for p in tree(r)], "0")
+        place(running)
     return running
+
+
+def place(running: Running) -> None:
+    """The contender on CPU 0, but for what it keeps ``beside_load`` (CPU 1, with the load
+    generator). Done before every load run: contenders may share processes (the stack's
+    Triton) and place them differently."""
+    beside = {p for root in running.contender.beside_load for p in tree(root)}
+    pin([p for root in running.roots for p in tree(root) if p not in beside], "0")
+    pin(sorted(beside), "1")
 
 
 def settle(roots: list[int], max_s: float = 60.0, quiet_cores: float = 0.1) -> float:
@@ -320,6 +332,7 @@ def load(
         argv += ["--header", f"{name}: {value}"]
     if pinned:
         argv = ["taskset", "-c", "1", *argv]
+        place(running)
     busy_before = busy_seconds()
     cpu_before = cpu_seconds(running.roots)
     wall_before = time.perf_counter()
