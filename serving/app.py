@@ -259,6 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """One model: routing, published versions with lineage, backend health."""
         return _json(_detail(gateway, model, gateway.route_of(model)))
 
+    # Its well-formed, authorised requests are answered by GatewayApp._predict; this route is
+    # their schema, and it answers every other request to the path (errors included).
     @app.post(
         "/v1/models/{model}/predict",
         response_model=PredictResponse,
