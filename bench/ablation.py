@@ -25,7 +25,7 @@ def create_app():
     from serving.app import create_app as real_app
 
     app = real_app()
-    gateway = app.state.gateway
+    gateway = app.gateway
     null = _Null()
     # Before the lifespan's start(): the backend chain is built from gateway.metrics there.
     gateway.metrics = null

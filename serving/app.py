@@ -28,7 +28,12 @@ from starlette.types import Message, Receive, Scope, Send
 
 from serving import errors
 from serving.access import BodyLimit, api_key_header, bearer
-from serving.errors import PREDICT_ERRORS, GatewayError, error_response, openapi_responses
+from serving.errors import (
+    PREDICT_ERRORS,
+    GatewayError,
+    gateway_error_response,
+    openapi_responses,
+)
 from serving.gateway import Gateway
 from serving.schemas import (
     Feedback,
@@ -76,7 +81,6 @@ class GatewayApp(FastAPI):
     """The FastAPI app, with the predict route's happy path answered directly (module doc)."""
 
     gateway: Gateway
-    body_limit: int
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -101,7 +105,8 @@ class GatewayApp(FastAPI):
                 declared = value
         if content_type is None or content_type.split(b";")[0].strip() != b"application/json":
             return receive
-        if declared is not None and (not declared.isdigit() or int(declared) > self.body_limit):
+        limit = self.gateway.settings.serving.max_body_bytes
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return receive
         messages: list[Message] = []
         size = 0
@@ -111,7 +116,7 @@ class GatewayApp(FastAPI):
             if message["type"] != "http.request":
                 return _replay(messages, receive)
             size += len(message.get("body", b""))
-            if size > self.body_limit:
+            if size > limit:
                 return _replay(messages, receive)
             if not message.get("more_body", False):
                 break
@@ -123,10 +128,8 @@ class GatewayApp(FastAPI):
             return _replay(messages, receive)
         try:
             response = _json(await self.gateway.predict(model, request))
-        except GatewayError as exc:  # as errors.install_handlers answers it
-            response = error_response(
-                exc.status, exc.code, exc.message, exc.field, exc.request_id, exc.headers
-            )
+        except GatewayError as exc:
+            response = gateway_error_response(exc)
         await response(scope, receive, send)
         return None
 
@@ -171,8 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.gateway = app.gateway = gateway
-    app.body_limit = settings.serving.max_body_bytes
+    app.gateway = gateway
     errors.install_handlers(app)
     app.add_middleware(
         BodyLimit,

@@ -255,19 +255,20 @@ class TritonHttpBackend:
         reader, writer = self._idle.pop() if reused else await self._connect()
         try:
             answer = await _http_exchange(reader, writer, request)
-        except (OSError, EOFError, ValueError):
+        except (EOFError, ConnectionResetError, BrokenPipeError):
             writer.close()
             if not reused:
                 raise
-            # A kept-alive connection the server has since closed: one fresh connection is
-            # not a retry (the request never reached Triton), so no storm can come of it.
+            # A kept-alive connection the server closed while it was idle: sent again once on
+            # a fresh connection, within the same deadline. Inference is idempotent, and a pool
+            # that is down refuses the connection, so this can never become a retry storm.
             reader, writer = await self._connect()
             try:
                 answer = await _http_exchange(reader, writer, request)
             except BaseException:
                 writer.close()
                 raise
-        except BaseException:  # cancelled or timed out mid-exchange: the stream is unusable
+        except BaseException:  # a bad answer, or cancelled mid-exchange: the stream is unusable
             writer.close()
             raise
         status, body, header_length, keep_alive = answer

@@ -188,6 +188,10 @@ def error_response(
     )
 
 
+def gateway_error_response(exc: GatewayError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.field, exc.request_id, exc.headers)
+
+
 def field_path(location: tuple[Any, ...] | list[Any]) -> str:
     """``("body", "instances", 0, "amount")`` -> ``instances[0].amount``."""
     path = ""
@@ -206,14 +210,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
-        return error_response(
-            exc.status,
-            exc.code,
-            exc.message,
-            exc.field,
-            exc.request_id,
-            exc.headers,
-        )
+        return gateway_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
