@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -151,6 +152,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.start()
+        # A full garbage collection walks every tracked object, and imports and startup leave
+        # about 260k of them: a 170 ms stall for every request in flight. Frozen, they are
+        # never walked again; collections see only what requests create.
+        gc.collect()
+        gc.freeze()
         tasks = [
             asyncio.create_task(gateway.router.watch(settings.serving.routing_poll_s)),
             asyncio.create_task(_every(MONITOR_REFRESH_S, gateway.monitor.refresh)),
@@ -163,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await gateway.stop()
+            gc.unfreeze()  # a process that starts the app again (tests) leaks nothing
 
     app = GatewayApp(
         title="Shipyard gateway",

@@ -415,8 +415,8 @@ class BackendChain:
                 hop.breaker.release()  # cancelled: no verdict on the backend
                 raise
             hop.breaker.success()
-            self.metrics.backend_duration.labels(
-                backend=name, model=served.model, version=served.version
+            self.metrics.child(
+                self.metrics.backend_duration, name, served.model, served.version
             ).observe(time.perf_counter() - started)
             first = self.hops[0].backend.name
             if name != first:

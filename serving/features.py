@@ -66,7 +66,7 @@ class FeatureLookup:
                     f"online feature store ({self.store_name}) unavailable: {exc}"
                 ) from None
             raise
-        self.metrics.feature_duration.labels(store=self.store_name).observe(
+        self.metrics.child(self.metrics.feature_duration, self.store_name).observe(
             time.perf_counter() - started
         )
         if missing and self.settings.serving.unknown_entities == "reject":

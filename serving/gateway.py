@@ -323,8 +323,8 @@ class Gateway:
             elapsed = time.perf_counter() - started
             for choice, indices in groups.items():
                 labels = (model, choice.version, choice.route, backends[choice])
-                self.metrics.predictions.labels(*labels).inc(len(indices))
-                score_of = self.metrics.prediction_score.labels(*labels[:3])
+                self.metrics.child(self.metrics.predictions, *labels).inc(len(indices))
+                score_of = self.metrics.child(self.metrics.prediction_score, *labels[:3])
                 for index in indices:
                     score_of.observe(predictions[index]["score"])
             return {
@@ -440,8 +440,8 @@ class Gateway:
         for choice in groups:
             backend = backends.get(choice, NO_LABEL)
             labels = (label_model, choice.version, choice.route, backend, str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.request_duration.labels(*labels).observe(took)
+            self.metrics.child(self.metrics.requests, *labels).inc()
+            self.metrics.child(self.metrics.request_duration, *labels).observe(took)
 
 
 async def _inject(fault: Fault, model: str, version: str) -> None:

@@ -225,8 +225,9 @@ def _latest_offline(env: FeatureEnv, spec: object, key: int, at: datetime) -> di
 
 
 def _check_online(env: FeatureEnv, at: datetime) -> None:
+    """Every service's reader against the SDK and the offline tables: v1 reads part of the
+    customer view, v2 all of it (the reader plans the two differently)."""
     store = feature_store.open_store(env.settings)
-    reader = OnlineFeatureReader(env.settings, store, SERVICE)
     rng = random.Random(8)
     customers = rng.sample(sorted(set(env.events.get_column("customer_id").to_list())), 40)
     merchants = rng.sample(sorted(set(env.events.get_column("merchant_id").to_list())), 40)
@@ -235,23 +236,28 @@ def _check_online(env: FeatureEnv, at: datetime) -> None:
         for c, m in zip(customers, merchants, strict=True)
     ]
     rows.append({"customer_id": 99_999_999, "merchant_id": 99_999_999, "amount": 5.0})  # unknown
-    ours = reader.read(rows)
-    sdk = store.get_online_features(
-        features=store.get_feature_service(SERVICE), entity_rows=rows
-    ).to_dict()
-    for i, (row, got) in enumerate(zip(rows, ours, strict=True)):
-        sdk_row = {name: sdk[name][i] for name in reader.feature_names}
-        filled = {
-            k: (v if v is not None else (1.0 if k.startswith("amount_to") else 0))
-            for k, v in sdk_row.items()
-        }
-        assert_features_equal(got, filled, f"reader vs SDK, row {row}")
-        for spec in (CUSTOMER, MERCHANT):
-            offline = _latest_offline(env, spec, row[spec.join_key], at)
-            assert_features_equal(
-                got, {n: offline[n] for n in feature_names(spec)}, f"online vs offline {row}"
-            )
-    reader.close()
+    plans: set[bool] = set()
+    for service in FEATURE_SERVICES:
+        reader = OnlineFeatureReader(env.settings, store, service)
+        ours = reader.read(rows)
+        sdk = store.get_online_features(
+            features=store.get_feature_service(service), entity_rows=rows
+        ).to_dict()
+        for i, (row, got) in enumerate(zip(rows, ours, strict=True)):
+            assert set(got) == set(reader.feature_names), service
+            sdk_row = {name: sdk[name][i] for name in reader.feature_names}
+            filled = {
+                k: (v if v is not None else (1.0 if k.startswith("amount_to") else 0))
+                for k, v in sdk_row.items()
+            }
+            assert_features_equal(got, filled, f"{service} reader vs SDK, row {row}")
+            for spec in (CUSTOMER, MERCHANT):
+                offline = _latest_offline(env, spec, row[spec.join_key], at)
+                expected = {n: offline[n] for n in feature_names(spec) if n in got}
+                assert_features_equal(got, expected, f"{service} online vs offline {row}")
+        plans.update(view.whole for view in reader.views)
+        reader.close()
+    assert plans == {True, False}, "both plans, whole views and some features of a view"
 
 
 def test_online_values_equal_latest_offline_values(env: FeatureEnv) -> None:

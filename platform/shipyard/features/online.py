@@ -76,6 +76,7 @@ class _View:
     features: tuple[str, ...]
     table: str  # SQLite table name
     fields: tuple[bytes, ...]  # Redis hash fields of the features
+    whole: bool  # the service reads every feature of the view
 
 
 class OnlineFeatureReader:
@@ -94,16 +95,19 @@ class OnlineFeatureReader:
         self.project = config.project
         self._key_version = config.entity_key_serialization_version
         versioning = config.registry.enable_online_feature_view_versioning
-        self.views = [
-            _View(
-                name=j.view,
-                join_key=j.join_key,
-                features=tuple(j.features),
-                table=_table_id(config.project, store.get_feature_view(j.view), versioning),
-                fields=tuple(_mmh3(f"{j.view}:{f}") for f in j.features),
+        self.views = []
+        for j in joins:
+            view = store.get_feature_view(j.view)
+            self.views.append(
+                _View(
+                    name=j.view,
+                    join_key=j.join_key,
+                    features=tuple(j.features),
+                    table=_table_id(config.project, view, versioning),
+                    fields=tuple(_mmh3(f"{j.view}:{f}") for f in j.features),
+                    whole=set(j.features) == {f.name for f in view.features},
+                )
             )
-            for j in joins
-        ]
         self.on_demand = list(on_demand)
         self.feature_names = [f for v in self.views for f in v.features] + self.on_demand
         self._key_prefixes: dict[str, bytes | None] = {}
@@ -189,16 +193,14 @@ class _SqliteRead:
         params: list[bytes | str] = []
         for view, view_keys in zip(views, keys, strict=True):
             params += view_keys
-            params += view.features
+            if not view.whole:
+                params += view.features
         # One statement for every view: one read transaction (locks, journal check) per request.
         shape = tuple(len(k) for k in keys)
         query = self._queries.get(shape)
         if query is None:
             query = self._queries[shape] = " UNION ALL ".join(
-                # Only the service's features: a view may hold many more than a model uses.
-                f'SELECT {number}, entity_key, feature_name, value FROM "{view.table}" '
-                f"WHERE entity_key IN ({','.join('?' * count)}) "
-                f"AND feature_name IN ({','.join('?' * len(view.features))})"
+                _select(number, view, count)
                 for number, (view, count) in enumerate(zip(views, shape, strict=True))
             )
         found: list[dict[bytes, dict[str, Any]]] = [{} for _ in views]
@@ -256,6 +258,20 @@ class _RedisRead:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _select(number: int, view: _View, keys: int) -> str:
+    """The SQL reading ``keys`` entities of ``view``, its rows tagged with ``number``."""
+    query = (
+        f'SELECT {number}, entity_key, feature_name, value FROM "{view.table}" '
+        f"WHERE entity_key IN ({','.join('?' * keys)})"
+    )
+    if view.whole:
+        # Every feature of the view: one range scan per key over the (entity_key,
+        # feature_name) primary key, instead of one probe per feature (about half the time).
+        return query
+    # Only the service's features: a view may hold many more than a model uses.
+    return query + f" AND feature_name IN ({','.join('?' * len(view.features))})"
 
 
 def _complete(found: dict[str, Any] | None, view: _View) -> dict[str, Any] | None:

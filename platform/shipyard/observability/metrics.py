@@ -11,9 +11,11 @@ workers and ``/metrics`` sums them. Gauges therefore name how workers combine.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.metrics import MetricWrapperBase
 
 NAMESPACE = "shipyard"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -127,6 +129,19 @@ class GatewayMetrics:
     # Decided once, at creation: importing Feast later sets PROMETHEUS_MULTIPROC_DIR for its
     # own use, and reading the variable at scrape time would then serve an empty page.
     multiprocess_path: str | None = None
+    _children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = field(
+        default_factory=dict, repr=False
+    )
+
+    def child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered. On the request path: prometheus-client
+        checks and converts label values on every ``labels()`` call (about 2 µs, several calls
+        per request). ``values`` are strings, in the metric's label order."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     @classmethod
     def create(cls, version: str, profile: str) -> GatewayMetrics:
