@@ -15,7 +15,7 @@ Contenders (each peer in its own virtual environment, installed by ``bench.peers
 B1: open-loop single-row requests at a ladder of fixed rates (stopping at the first rate that
 misses p99 ≤ 10 ms; 500/s is always run), ≥ 3 repetitions. B4: closed loop of 1-64 concurrent
 clients, each framework's dynamic batcher off and on (max batch 64, max wait 1 ms; Shipyard
-keeps its default, batching on at 200 µs). A peer that cannot be installed, started or answers
+keeps its default: batching on, no queue delay). A peer that cannot be installed, started or answers
 wrongly is reported with its error.
 
     .venv/bin/python -m bench.model_hop [--quick] [--only shipyard,fastapi] [--skip-b4]

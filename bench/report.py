@@ -297,8 +297,9 @@ def render(found: dict[str, dict], source: str = "bench/results") -> str:
             "### B4 batching: closed loop of N concurrent single-row clients",
             "",
             "Each framework's dynamic batcher off and on (`+batching`: max batch 64, max wait "
-            "1 ms; BentoML sizes its own wait); Shipyard keeps its default (Triton dynamic "
-            "batching, 200 µs). Errors are failed or refused requests. Medians of "
+            "1 ms; BentoML sizes its own wait); Shipyard keeps its default (Triton's dynamic "
+            "batcher as its model configuration sets it). Errors are failed or refused "
+            "requests. Medians of "
             f"{d['profile']['repeats']} repetition(s).",
             "",
             *batching(d),

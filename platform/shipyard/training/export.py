@@ -171,7 +171,10 @@ def _config(name: str, kind: str, versions: list[int] | None = None) -> str:
     if kind == "python":
         backend = 'backend: "python"\n'
         placement = "instance_group [{ kind: KIND_CPU count: 1 }]\n"
-        batching = "dynamic_batching { max_queue_delay_microseconds: 200 }\n"
+        # No queue delay: requests that queue while the instance is busy are still scored
+        # together, and a lone request is not held back waiting for company. On the embedded
+        # stack, holding each one 200 µs cost more than the wait (p50 +0.3 ms at 500 req/s).
+        batching = "dynamic_batching { }\n"
     elif kind == "gpu":
         backend = 'backend: "onnxruntime"\ndefault_model_filename: "model.onnx"\n'
         placement = "instance_group [{ kind: KIND_GPU count: 1 }]\n"
