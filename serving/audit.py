@@ -71,6 +71,7 @@ class AuditLog:
         self._fd: int | None = None
         self._size = 0
         self._day = ""
+        self._day_ends = 0.0  # epoch seconds: the first append opens a segment
         self._opened_ns = 0
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -117,7 +118,7 @@ class AuditLog:
                 raise AuditWriteError("the audit log is closed")
             if self.sync_error is not None:
                 raise AuditWriteError(f"audit sync failed: {self.sync_error}")
-            if self._size + len(data) > self.segment_bytes or _today() != self._day:
+            if self._size + len(data) > self.segment_bytes or time.time() >= self._day_ends:
                 self._rotate()
             try:
                 view = memoryview(data)
@@ -141,7 +142,7 @@ class AuditLog:
             os.close(self._fd)
             if empty:
                 self.path.unlink(missing_ok=True)
-        self._day = _today()
+        self._day, self._day_ends = _utc_day(time.time())
         folder = self.directory / self._day
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -349,8 +350,11 @@ def rewrite_records(
         os.close(fd)
 
 
-def _today() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d")
+def _utc_day(now: float) -> tuple[str, float]:
+    """The UTC day of epoch time ``now`` (``YYYYMMDD``) and when the next one starts: the
+    request path compares one float instead of formatting a date per append."""
+    start = now - now % 86_400  # POSIX days are exactly 86 400 s
+    return datetime.fromtimestamp(start, UTC).strftime("%Y%m%d"), start + 86_400
 
 
 def _sync_directory(folder: Path) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from serving import audit
 from serving.audit import (
     AuditBusy,
     AuditLog,
@@ -89,6 +92,25 @@ def test_segments_rotate_by_size(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*/audit-*.jsonl"))) > 3
     assert count_records(tmp_path) == 100
     assert all(os.stat(p).st_mode & 0o777 == 0o640 for p in tmp_path.glob("*/*.jsonl"))
+
+
+def test_a_new_utc_day_starts_a_segment_in_its_own_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    midnight = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+    clock = [midnight - 0.5]
+    monkeypatch.setattr(audit.time, "time", lambda: clock[0])
+    log = AuditLog(tmp_path, sync_interval_s=0)
+    log.open()
+    log.append([{"n": 1}])
+    clock[0] = midnight - 0.001
+    log.append([{"n": 2}])
+    clock[0] = midnight
+    log.append([{"n": 3}])
+    log.close()
+    segments = sorted(tmp_path.glob("*/audit-*.jsonl"))
+    by_day = {p.parent.name: [json.loads(line)["n"] for line in p.open()] for p in segments}
+    assert by_day == {"20260301": [1, 2], "20260302": [3]}
 
 
 def test_a_rotation_request_moves_live_writers_to_new_segments(tmp_path: Path) -> None:
