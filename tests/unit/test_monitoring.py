@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from serving.models import ServedVersion
-from serving.monitoring import Monitor, roc_auc
+from serving.monitoring import QUEUE_ROWS, Monitor, roc_auc
 from shipyard.observability.drift import reference_from
 from shipyard.observability.metrics import GatewayMetrics
 
@@ -59,3 +59,32 @@ def test_feedback_matches_recent_predictions_only() -> None:
     labels = {"model": "m", "version": "2"}
     assert sample(metrics, "shipyard_gateway_online_auc", **labels) == 1.0
     assert sample(metrics, "shipyard_gateway_online_precision", **labels) == 1.0
+
+
+def test_queued_rows_are_all_counted_whether_the_queue_fills_or_not() -> None:
+    """Small requests, requests that overflow the queue and one larger than it: every row lands
+    in the bin it would land in if all were binned at once."""
+    rng = np.random.default_rng(2)
+    total = 3 * QUEUE_ROWS + 500
+    x = rng.normal(size=(total, 2)).astype(np.float32)
+    scores = rng.random(total).astype(np.float32)
+    reference = reference_from(x[:1000], ["a", "b"], scores[:1000])
+    served = ServedVersion("m", "1", "svc", ("a", "b"), reference=reference)
+    monitor = Monitor(GatewayMetrics.create("test", "sqlite"))
+    sizes = [1, 7, QUEUE_ROWS - 3, 900, QUEUE_ROWS + 100]
+    sizes.append(total - sum(sizes))
+    start = 0
+    for size in sizes:
+        ids = [str(i) for i in range(start, start + size)]
+        monitor.observe(served, ids, x[start : start + size], scores[start : start + size])
+        start += size
+    monitor.refresh()
+    (window,) = monitor._windows.values()
+    expected = [
+        reference.features["a"].counts(x[:, 0].astype(float)),
+        reference.features["b"].counts(x[:, 1].astype(float)),
+        reference.score.counts(scores.astype(float)),
+    ]
+    for counted, want in zip(window.current, expected, strict=True):
+        np.testing.assert_array_equal(counted, want)
+    assert window.filled == 0
