@@ -255,7 +255,11 @@ class ServingSettings(BaseModel):
         2.0, gt=0, le=600, description="How long an open breaker waits before one probe call."
     )
     feature_timeout_ms: float = Field(
-        100.0, gt=0, le=60_000, description="Deadline of one online-store read (Redis)."
+        100.0,
+        gt=0,
+        le=60_000,
+        description="Deadline of one online-store read: a Redis round trip, or a SQLite read "
+        "waiting for a writer's lock.",
     )
     unknown_entities: Literal["reject", "defaults"] = Field(
         "reject",

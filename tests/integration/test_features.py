@@ -4,8 +4,10 @@ streaming push, on SQLite and on a real redis-server."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -265,6 +267,36 @@ def test_online_values_equal_latest_offline_values(env: FeatureEnv) -> None:
     at = START + timedelta(days=7)
     store.materialize(START - timedelta(days=40), at)
     _check_online(env, at)
+
+
+def test_a_read_never_waits_for_a_writer(env: FeatureEnv) -> None:
+    """The SQLite store keeps a write-ahead log: while a writer (materialize, push, forget)
+    holds its transaction, the gateway's reader still answers at once, with the last
+    committed values. With a rollback journal the read would wait for the lock."""
+    store = _reset_online(env)
+    store.materialize(START - timedelta(days=40), END)
+    path = env.layout.feast / "online.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    reader = OnlineFeatureReader(env.settings, store, SERVICE)
+    customer = int(env.events.get_column("customer_id")[0])
+    row = {"customer_id": customer, "merchant_id": 1, "amount": 10.0}
+    committed = reader.read([row])
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        for (table,) in writer.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            writer.execute(f'DELETE FROM "{table}"')  # uncommitted: readers must not see it
+        started = time.perf_counter()
+        during = reader.read([row])
+        waited = time.perf_counter() - started
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        reader.close()
+    assert during == committed
+    # Far below the read deadline (100 ms), which a lock wait would have run into.
+    assert waited < env.settings.serving.feature_timeout_ms / 1000 / 2
 
 
 def test_push_updates_online_exactly_and_never_rolls_back(env: FeatureEnv) -> None:

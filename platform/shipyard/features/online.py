@@ -178,9 +178,14 @@ class OnlineFeatureReader:
 
 
 class _SqliteRead:
-    def __init__(self, path: str) -> None:
-        # Read-only: the reader must never create or change the store it serves from.
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    def __init__(self, path: str, timeout_s: float) -> None:
+        # Read-only: the reader must never create or change the store it serves from. The store
+        # keeps a write-ahead log (online_store.py), so a read does not wait for a writer. A
+        # file no Shipyard writer has opened yet can still be locked: the read then gives up at
+        # the read deadline rather than Python's default of five seconds.
+        self._conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=timeout_s
+        )
         self._queries: dict[tuple[int, ...], str] = {}
 
     def read(self, reader: OnlineFeatureReader, ids: list[list[int]]) -> list[list[dict | None]]:
@@ -211,6 +216,8 @@ class _SqliteRead:
                     values = found[number][key] = {}
                 values[name] = decode_value(raw)
         except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise  # locked past the deadline, I/O: the caller reports the store unavailable
             missing = [v.name for v in views if v.table in str(exc)] or [v.name for v in views]
             raise ShipyardError(
                 f"online store has no table for {', '.join(missing)} ({exc}): run "
@@ -284,7 +291,7 @@ def _connect(settings: Settings, config: Any) -> _SqliteRead | _RedisRead:
     if settings.profile == "redis":
         # A deadline on every read: a stalled store must fail the request fast, not hang it.
         return _RedisRead(_redis_client(settings, settings.serving.feature_timeout_ms / 1000))
-    return _SqliteRead(config.online_store.path)
+    return _SqliteRead(config.online_store.path, settings.serving.feature_timeout_ms / 1000)
 
 
 def _redis_client(settings: Settings, timeout_s: float) -> Any:

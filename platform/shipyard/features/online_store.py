@@ -1,11 +1,16 @@
-"""Feast's SQLite online store with one guarantee added: an older event never overwrites a
-newer one.
+"""Feast's SQLite online store with two changes: an older event never overwrites a newer one,
+and the file keeps a write-ahead log.
 
 Feast's SQLite store upserts blindly, so materializing an old window after a newer one, or a
 late push, would roll values back in time (its Redis store already compares timestamps). This
 subclass drops, inside one write transaction, every row older than what the store holds for
 that entity, and every row of a batch that a newer row of the same batch supersedes; the rest
 is written by Feast itself, so the on-disk format stays Feast's.
+
+With Feast's default rollback journal, a commit locks readers out: the gateway's reads would
+wait while materialize, push or forget commit. In write-ahead-log mode (a property of the file,
+set by the first connection this store opens, then kept) readers see the last committed values
+and never wait for a writer, nor a writer for them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ class GuardedSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
 
 class GuardedSqliteOnlineStore(SqliteOnlineStore):
     """SQLite online store whose writes never move an entity's values back in time."""
+
+    def _get_conn(self, config: RepoConfig) -> Any:
+        fresh = not self._conn
+        conn = super()._get_conn(config)
+        if fresh:
+            conn.execute("PRAGMA journal_mode=WAL")  # module doc; a no-op once the file has it
+        return conn
 
     def online_write_batch(
         self,
