@@ -42,7 +42,7 @@ def record(i: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=2_000_000)
     parser.add_argument("--lookups", type=int, default=200)
     parser.add_argument("--scans", type=int, default=3, help="linear scans timed (slow)")

@@ -440,7 +440,7 @@ def write_json(path: Path, results: list[Result], rows: int, events: int, repeat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic rows to generate")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per engine and spec")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")

@@ -510,7 +510,7 @@ def _pin(cpus: set[int]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few calls, one repetition")
     parser.add_argument("--reps", type=int, help="repetitions (default 3; quick: 1)")
     parser.add_argument("--calls", type=int, help="timed calls per cell (default 2,000)")

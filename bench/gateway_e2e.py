@@ -169,12 +169,16 @@ def audit_and_metrics_us(iterations: int = 20_000) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs: a few minutes")
     parser.add_argument("--rates", help="override the profile's rates, e.g. 250,500,1000")
     parser.add_argument("--repeats", type=int, help="override the profile's repetitions")
-    parser.add_argument("--no-pin", dest="pin", action="store_false")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="leave every process on any CPU"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="results folder [default: bench/results]"
+    )
     args = parser.parse_args()
     profile = dict(PROFILES["quick" if args.quick else "full"])
     if args.rates:

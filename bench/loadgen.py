@@ -278,7 +278,7 @@ async def run_closed(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--bodies", required=True, help="JSON lines file, one request body each")
     parser.add_argument("--rate", type=float, help="requests per second (open loop)")

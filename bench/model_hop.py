@@ -297,13 +297,17 @@ def summarize_b1(entry: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few minutes: short runs")
     parser.add_argument("--only", default="", help="comma-separated contenders")
-    parser.add_argument("--skip-b4", action="store_true")
-    parser.add_argument("--skip-b1", action="store_true")
-    parser.add_argument("--no-pin", dest="pin", action="store_false")
-    parser.add_argument("--out", type=Path, default=harness.RESULTS)
+    parser.add_argument("--skip-b4", action="store_true", help="run B1 only")
+    parser.add_argument("--skip-b1", action="store_true", help="run B4 only")
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="leave every process on any CPU"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=harness.RESULTS, help="results folder [default: bench/results]"
+    )
     parser.add_argument("--rates", help="override the profile's rates, e.g. 500,1000")
     parser.add_argument("--repeats", type=int, help="override the profile's repetitions")
     args = parser.parse_args()

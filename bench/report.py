@@ -446,8 +446,13 @@ def _shown(folder: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="folder of results to report [default: bench/results]",
+    )
     parser.add_argument("--publish", type=Path, help="copy results here (committed)")
     parser.add_argument("--readme", action="store_true", help="rewrite README's Performance")
     args = parser.parse_args()

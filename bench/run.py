@@ -28,10 +28,15 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few minutes: short runs")
     parser.add_argument("--skip", default="", help="comma-separated: b1, b2, b3, b4, b6")
-    parser.add_argument("--no-readme", dest="readme", action="store_false")
+    parser.add_argument(
+        "--no-readme",
+        dest="readme",
+        action="store_false",
+        help="leave README's Performance as it is",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     results = RESULTS / "quick" if args.quick else RESULTS

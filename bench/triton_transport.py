@@ -162,7 +162,7 @@ async def _compare(args, settings, version: str, pids: list[int], x: np.ndarray)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per row")
     parser.add_argument("--concurrency", type=int, default=4, help="calls in flight, 2nd row")
     parser.add_argument("--model", default="fraud-scoring")
