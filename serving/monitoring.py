@@ -18,6 +18,7 @@ drift") until a version has ``min_rows`` rows in its window.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ import numpy as np
 from serving.models import ServedVersion
 from shipyard.observability.drift import Reference, psi
 from shipyard.observability.metrics import GatewayMetrics
+
+log = logging.getLogger("shipyard.gateway.monitoring")
 
 DECISION_THRESHOLD = 0.5
 # Rows queued per version between refreshes before they are binned on the spot: 4096 rows of a
@@ -49,12 +52,24 @@ class _VersionWindow:
         # Queued rows: the features, then the score, as the reference's columns are ordered.
         self.queued = np.empty((QUEUE_ROWS, len(self.binned)))
         self.filled = 0
+        self.mismatched = False
 
     def _zeros(self) -> list[np.ndarray]:
         return [np.zeros(len(b.expected), dtype=np.int64) for b in self.binned]
 
     def queue(self, x: np.ndarray, scores: np.ndarray) -> None:
         """Request path: copy the rows in; bin the queue first if they would not fit."""
+        if x.shape[1] != len(self.binned) - 1:
+            # Monitoring never fails a prediction: rows whose width is not the reference's are
+            # left out, and said once per version.
+            if not self.mismatched:
+                self.mismatched = True
+                log.warning(
+                    "drift monitor: %s version %s rows have %d features, its reference %d; "
+                    "not monitored", self.served.model, self.served.version, x.shape[1],
+                    len(self.binned) - 1,
+                )  # fmt: skip
+            return
         rows = len(scores)
         if self.filled + rows > QUEUE_ROWS:
             self.fold()

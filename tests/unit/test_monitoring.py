@@ -88,3 +88,19 @@ def test_queued_rows_are_all_counted_whether_the_queue_fills_or_not() -> None:
     for counted, want in zip(window.current, expected, strict=True):
         np.testing.assert_array_equal(counted, want)
     assert window.filled == 0
+
+
+def test_rows_that_do_not_match_the_reference_are_left_out_not_raised() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 2)).astype(np.float32)
+    scores = rng.random(500).astype(np.float32)
+    served = ServedVersion(
+        "m", "1", "svc", ("a", "b"), reference=reference_from(x, ["a", "b"], scores)
+    )
+    metrics = GatewayMetrics.create("test", "sqlite")
+    monitor = Monitor(metrics, min_rows=100)
+    wide = np.hstack([x, x[:, :1]])
+    monitor.observe(served, [str(i) for i in range(500)], wide, scores)
+    monitor.refresh()
+    assert sample(metrics, "shipyard_gateway_drift_window_rows", model="m", version="1") == 0
+    assert monitor.feedback("7", 1) == ("m", "1")  # the prediction itself is still known
