@@ -25,13 +25,21 @@ def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
+def two_feature_version(
+    seed: int, rows: int, reference_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray, ServedVersion]:
+    """Random rows of features ``a`` and ``b`` with scores, and a version ``m``/1 whose
+    reference is the first ``reference_rows`` of them (all by default)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 2)).astype(np.float32)
+    scores = rng.random(rows).astype(np.float32)
+    n = reference_rows or rows
+    reference = reference_from(x[:n], ["a", "b"], scores[:n])
+    return x, scores, ServedVersion("m", "1", "svc", ("a", "b"), reference=reference)
+
+
 def test_psi_waits_for_enough_rows_then_sees_a_shift() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(5000, 2)).astype(np.float32)
-    scores = rng.random(5000).astype(np.float32)
-    served = ServedVersion(
-        "m", "1", "svc", ("a", "b"), reference=reference_from(x, ["a", "b"], scores)
-    )
+    x, scores, served = two_feature_version(seed=1, rows=5000)
     metrics = GatewayMetrics.create("test", "sqlite")
     monitor = Monitor(metrics, min_rows=100)
     labels = {"model": "m", "version": "1"}
@@ -64,12 +72,10 @@ def test_feedback_matches_recent_predictions_only() -> None:
 def test_queued_rows_are_all_counted_whether_the_queue_fills_or_not() -> None:
     """Small requests, requests that overflow the queue and one larger than it: every row lands
     in the bin it would land in if all were binned at once."""
-    rng = np.random.default_rng(2)
     total = 3 * QUEUE_ROWS + 500
-    x = rng.normal(size=(total, 2)).astype(np.float32)
-    scores = rng.random(total).astype(np.float32)
-    reference = reference_from(x[:1000], ["a", "b"], scores[:1000])
-    served = ServedVersion("m", "1", "svc", ("a", "b"), reference=reference)
+    x, scores, served = two_feature_version(seed=2, rows=total, reference_rows=1000)
+    reference = served.reference
+    assert reference is not None
     monitor = Monitor(GatewayMetrics.create("test", "sqlite"))
     sizes = [1, 7, QUEUE_ROWS - 3, 900, QUEUE_ROWS + 100]
     sizes.append(total - sum(sizes))
@@ -91,12 +97,7 @@ def test_queued_rows_are_all_counted_whether_the_queue_fills_or_not() -> None:
 
 
 def test_rows_that_do_not_match_the_reference_are_left_out_not_raised() -> None:
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(500, 2)).astype(np.float32)
-    scores = rng.random(500).astype(np.float32)
-    served = ServedVersion(
-        "m", "1", "svc", ("a", "b"), reference=reference_from(x, ["a", "b"], scores)
-    )
+    x, scores, served = two_feature_version(seed=3, rows=500)
     metrics = GatewayMetrics.create("test", "sqlite")
     monitor = Monitor(metrics, min_rows=100)
     wide = np.hstack([x, x[:, :1]])
